@@ -1,0 +1,1 @@
+//! Analyzer actors: stateful correlation fed with observations over mailboxes.

@@ -1,0 +1,81 @@
+//! Command-line definitions.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A security proxy for the Model Context Protocol.
+///
+/// Wrap one stdio MCP server:   mcp-watchdog -- npx -y @modelcontextprotocol/server-everything
+/// Front several as a gateway:  mcp-watchdog --config watchdog.toml
+#[derive(Debug, Parser)]
+#[command(name = "mcp-watchdog", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProxyArgs {
+    /// More diagnostics on stderr (repeat for more).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// No alert lines on stderr (the audit log still records every alert).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Alerts on stderr as one JSON object per line.
+    #[arg(long)]
+    pub alerts_json: bool,
+
+    /// watchdog.toml with policy and, for gateway mode, the [[server]] entries.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Audit log path (default: $XDG_STATE_HOME/mcp-watchdog/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Largest accepted JSON-RPC frame, in bytes (suffixes K, M, G allowed; default 64M).
+    #[arg(long, value_name = "BYTES")]
+    pub max_frame_bytes: Option<String>,
+
+    /// Report only: every rule's action is reduced to alert.
+    #[arg(long)]
+    pub monitor: bool,
+
+    /// The stdio MCP server to wrap, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub server_command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an embedded scripted MCP server behind the watchdog and show what it does.
+    Demo(DemoArgs),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The embedded scripted server used by `demo` (speaks MCP on stdio).
+    #[command(hide = true)]
+    DemoServer,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct DemoArgs {
+    /// Print the raw JSON-RPC lines too.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain: detects edited, removed or reordered records.
+    Verify {
+        /// The log to check (default: the configured audit log).
+        file: Option<PathBuf>,
+    },
+}

@@ -1,0 +1,1 @@
+//! Settings from watchdog.toml and the command line.

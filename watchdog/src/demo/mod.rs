@@ -1,0 +1,1 @@
+//! `mcp-watchdog demo`: an embedded scripted MCP server behind the proxy, driven by a short session.

@@ -1,0 +1,1 @@
+//! Inline inspectors: pass, rewrite or block a message before it moves on.

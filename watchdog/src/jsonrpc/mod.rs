@@ -1,0 +1,1 @@
+//! JSON-RPC framing and envelopes, read without a full parse.

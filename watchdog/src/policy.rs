@@ -1,0 +1,139 @@
+//! What to do about a finding: per-rule actions, the enforce/monitor mode, and per-server tool lists.
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The action a rule is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// The rule does not run.
+    Off,
+    /// Report, change nothing.
+    Alert,
+    /// Remove the hostile part, forward the rest, report.
+    Strip,
+    /// Stop the message, answer the requester with an error, report.
+    Block,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Actions are carried out as configured.
+    #[default]
+    Enforce,
+    /// Every action is reduced to `alert`: nothing is changed or stopped.
+    Monitor,
+}
+
+/// Rule id of the per-server tool allow/deny lists.
+pub const TOOL_POLICY: &str = "TOOL-POLICY";
+
+/// The default action of each rule this build knows; detectors register theirs here.
+fn default_action(rule: &str) -> Action {
+    match rule {
+        TOOL_POLICY => Action::Block,
+        _ => Action::Alert,
+    }
+}
+
+/// Effective policy: consulted by inspectors before they change anything.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub mode: Mode,
+    overrides: HashMap<String, Action>,
+}
+
+impl Policy {
+    pub fn new(mode: Mode, overrides: HashMap<String, Action>) -> Self {
+        Policy { mode, overrides }
+    }
+
+    /// The configured action for `rule`, before the mode is applied.
+    pub fn configured(&self, rule: &str) -> Action {
+        self.overrides
+            .get(rule)
+            .copied()
+            .unwrap_or_else(|| default_action(rule))
+    }
+
+    /// The action to carry out for `rule`: in monitor mode nothing beyond an alert.
+    pub fn action(&self, rule: &str) -> Action {
+        match (self.mode, self.configured(rule)) {
+            (_, Action::Off) => Action::Off,
+            (Mode::Monitor, _) => Action::Alert,
+            (Mode::Enforce, a) => a,
+        }
+    }
+}
+
+/// A server's tool allow and deny lists (glob patterns over the server's own tool names).
+///
+/// A tool is permitted when it matches the allow list (or the allow list is empty) and matches no
+/// deny pattern: deny wins.
+#[derive(Debug, Clone, Default)]
+pub struct ToolFilter {
+    allow: Option<GlobSet>,
+    deny: Option<GlobSet>,
+}
+
+impl ToolFilter {
+    pub fn new(allow: &[String], deny: &[String]) -> Result<Self, globset::Error> {
+        Ok(ToolFilter {
+            allow: build_set(allow)?,
+            deny: build_set(deny)?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.allow.is_none() && self.deny.is_none()
+    }
+
+    pub fn permits(&self, tool: &str) -> bool {
+        let allowed = self.allow.as_ref().is_none_or(|set| set.is_match(tool));
+        let denied = self.deny.as_ref().is_some_and(|set| set.is_match(tool));
+        allowed && !denied
+    }
+}
+
+fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, globset::Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        builder.add(Glob::new(p)?);
+    }
+    builder.build().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_mode_reduces_every_action_to_alert_but_keeps_off() {
+        let mut o = HashMap::new();
+        o.insert("X".to_string(), Action::Off);
+        let p = Policy::new(Mode::Monitor, o);
+        assert_eq!(p.action(TOOL_POLICY), Action::Alert);
+        assert_eq!(p.action("X"), Action::Off);
+        let p = Policy::new(Mode::Enforce, HashMap::new());
+        assert_eq!(p.action(TOOL_POLICY), Action::Block);
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let f = ToolFilter::new(&["read_*".into(), "list_*".into()], &["read_secret*".into()]).unwrap();
+        assert!(f.permits("read_file"));
+        assert!(f.permits("list_directory"));
+        assert!(!f.permits("read_secrets"));
+        assert!(!f.permits("write_file"));
+        let only_deny = ToolFilter::new(&[], &["delete_*".into()]).unwrap();
+        assert!(only_deny.permits("write_file"));
+        assert!(!only_deny.permits("delete_everything"));
+        assert!(ToolFilter::default().permits("anything"));
+    }
+}

@@ -1,0 +1,1 @@
+//! The client-facing session: routing, id remapping, namespacing, inspection.

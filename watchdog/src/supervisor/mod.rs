@@ -1,0 +1,1 @@
+//! Upstream server processes: spawn, sandbox, track, restart, terminate.
