@@ -120,6 +120,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// The frames of `reader` as a stream that ends at end of input or after the first read error.
+pub fn frame_stream<R: AsyncRead + Unpin + 'static>(
+    reader: R,
+    max: usize,
+) -> impl futures_util::Stream<Item = std::io::Result<Frame>> {
+    futures_util::stream::unfold(Some(FrameReader::new(reader, max)), |state| async move {
+        let mut r = state?;
+        match r.next_frame().await {
+            Ok(Some(frame)) => Some((Ok(frame), Some(r))),
+            Ok(None) => None,
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

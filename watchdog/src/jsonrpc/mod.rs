@@ -5,5 +5,5 @@ pub mod frame;
 pub mod head;
 pub mod message;
 
-pub use frame::{Frame, FrameReader, DEFAULT_MAX_FRAME};
+pub use frame::{frame_stream, Frame, FrameReader, DEFAULT_MAX_FRAME};
 pub use message::{Id, Kind, Message, MessageError, Parsed};

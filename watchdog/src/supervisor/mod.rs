@@ -1,1 +1,5 @@
 //! Upstream server processes: spawn, sandbox, track, restart, terminate.
+
+pub mod process_tree;
+pub mod spawn;
+pub mod terminate;
