@@ -57,7 +57,12 @@ pub struct RestartConfig {
 
 impl Default for RestartConfig {
     fn default() -> Self {
-        RestartConfig { max_restarts: 5, window_secs: 60, initial_backoff_ms: 200, max_backoff_ms: 10_000 }
+        RestartConfig {
+            max_restarts: 5,
+            window_secs: 60,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+        }
     }
 }
 
@@ -101,7 +106,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::Number(n) => Ok(ByteSize(n as usize)),
-            Raw::Text(t) => parse_byte_size(&t).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse_byte_size(&t)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -112,7 +119,9 @@ pub fn parse_byte_size(text: &str) -> Result<usize> {
         Some(i) => t.split_at(i),
         None => (t, ""),
     };
-    let n: usize = digits.parse().with_context(|| format!("`{text}` is not a byte size (e.g. 65536, 64K, 64M, 1G)"))?;
+    let n: usize = digits
+        .parse()
+        .with_context(|| format!("`{text}` is not a byte size (e.g. 65536, 64K, 64M, 1G)"))?;
     let mult = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 1,
         "K" | "KB" | "KIB" => 1 << 10,
@@ -120,7 +129,9 @@ pub fn parse_byte_size(text: &str) -> Result<usize> {
         "G" | "GB" | "GIB" => 1 << 30,
         other => bail!("unknown size unit `{other}` in `{text}` (use K, M or G)"),
     };
-    let bytes = n.checked_mul(mult).with_context(|| format!("`{text}` is too large"))?;
+    let bytes = n
+        .checked_mul(mult)
+        .with_context(|| format!("`{text}` is too large"))?;
     if bytes < 1024 {
         bail!("a frame limit of {bytes} bytes is too small for MCP (minimum 1K)");
     }
@@ -167,8 +178,10 @@ impl Settings {
 }
 
 pub fn load_file(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config {}", path.display()))?;
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
 }
 
 fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
@@ -192,7 +205,10 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
         let mut cmd = args.server_command.iter().cloned();
         let program = cmd.next().expect("non-empty");
         let args_rest: Vec<String> = cmd.collect();
-        let name = base.as_ref().map(|b| b.name.clone()).unwrap_or_else(|| server_name_from_command(&program, &args_rest));
+        let name = base
+            .as_ref()
+            .map(|b| b.name.clone())
+            .unwrap_or_else(|| server_name_from_command(&program, &args_rest));
         vec![ServerConfig {
             name,
             command: Some(program),
@@ -207,8 +223,16 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
     let mut seen = std::collections::HashSet::new();
     let mut resolved = Vec::with_capacity(servers.len());
     for s in servers {
-        if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            bail!("server name `{}`: use letters, digits, `-` and `_` only", s.name);
+        if s.name.is_empty()
+            || !s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "server name `{}`: use letters, digits, `-` and `_` only",
+                s.name
+            );
         }
         if !seen.insert(s.name.clone()) {
             bail!("server name `{}` is used twice", s.name);
@@ -218,10 +242,21 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
         };
         let tools = ToolFilter::new(&s.tools.allow, &s.tools.deny)
             .with_context(|| format!("server `{}`: bad tool pattern", s.name))?;
-        let prefix = s.prefix.unwrap_or_else(|| if several { s.name.clone() } else { String::new() });
+        let prefix = s.prefix.unwrap_or_else(|| {
+            if several {
+                s.name.clone()
+            } else {
+                String::new()
+            }
+        });
         resolved.push(Server {
             prefix,
-            command: ServerCommand { program, args: s.args, env: s.env.into_iter().collect(), cwd: s.cwd },
+            command: ServerCommand {
+                program,
+                args: s.args,
+                env: s.env.into_iter().collect(),
+                cwd: s.cwd,
+            },
             tools,
             name: s.name,
         });
@@ -232,10 +267,17 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
             bail!("prefix `{}` is used by two servers", s.prefix);
         }
     }
-    let mode = if args.monitor { Mode::Monitor } else { file.mode };
+    let mode = if args.monitor {
+        Mode::Monitor
+    } else {
+        file.mode
+    };
     let max_frame = match &args.max_frame_bytes {
         Some(t) => parse_byte_size(t).context("--max-frame-bytes")?,
-        None => file.max_frame_bytes.map(|b| b.0).unwrap_or(DEFAULT_MAX_FRAME),
+        None => file
+            .max_frame_bytes
+            .map(|b| b.0)
+            .unwrap_or(DEFAULT_MAX_FRAME),
     };
     let overrides: HashMap<String, Action> = file.rules.into_iter().collect();
     let r = &file.restart;
@@ -258,12 +300,17 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
 
 /// A readable server name for alerts: the package a launcher runs, else the program's file name.
 pub fn server_name_from_command(program: &str, args: &[String]) -> String {
-    const LAUNCHERS: &[&str] = &["npx", "uvx", "pipx", "bunx", "node", "python", "python3", "uv", "deno", "bun", "pnpm", "yarn", "sh", "bash"];
+    const LAUNCHERS: &[&str] = &[
+        "npx", "uvx", "pipx", "bunx", "node", "python", "python3", "uv", "deno", "bun", "pnpm",
+        "yarn", "sh", "bash",
+    ];
     let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
     let prog = base(program);
     let picked = if LAUNCHERS.contains(&prog.as_str()) {
         args.iter()
-            .filter(|a| !a.starts_with('-') && !matches!(a.as_str(), "run" | "exec" | "dlx" | "tool"))
+            .filter(|a| {
+                !a.starts_with('-') && !matches!(a.as_str(), "run" | "exec" | "dlx" | "tool")
+            })
             .map(|a| {
                 let no_version = match a.rfind('@') {
                     Some(i) if i > 0 => &a[..i],
@@ -280,9 +327,19 @@ pub fn server_name_from_command(program: &str, args: &[String]) -> String {
         .trim_end_matches(".js")
         .trim_end_matches(".py")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if clean.is_empty() { "server".into() } else { clean }
+    if clean.is_empty() {
+        "server".into()
+    } else {
+        clean
+    }
 }
 
 #[cfg(test)]
@@ -290,7 +347,10 @@ mod tests {
     use super::*;
 
     fn args(cmd: &[&str]) -> ProxyArgs {
-        ProxyArgs { server_command: cmd.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+        ProxyArgs {
+            server_command: cmd.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -304,9 +364,20 @@ mod tests {
 
     #[test]
     fn names_come_from_what_the_launcher_runs() {
-        let n = |p: &str, a: &[&str]| server_name_from_command(p, &a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        assert_eq!(n("npx", &["-y", "@modelcontextprotocol/server-everything@2026.8.31"]), "server-everything");
-        assert_eq!(n("uvx", &["mcp-server-git", "--repository", "."]), "mcp-server-git");
+        let n = |p: &str, a: &[&str]| {
+            server_name_from_command(p, &a.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            n(
+                "npx",
+                &["-y", "@modelcontextprotocol/server-everything@2026.8.31"]
+            ),
+            "server-everything"
+        );
+        assert_eq!(
+            n("uvx", &["mcp-server-git", "--repository", "."]),
+            "mcp-server-git"
+        );
         assert_eq!(n("/usr/local/bin/my-server", &[]), "my-server");
         assert_eq!(n("node", &["/opt/x/dist/index.js"]), "index");
     }
@@ -315,7 +386,10 @@ mod tests {
     fn wrap_mode_has_one_unprefixed_server() {
         let s = resolve(FileConfig::default(), &args(&["npx", "-y", "pkg"])).unwrap();
         assert!(s.is_wrap());
-        assert_eq!((s.servers[0].name.as_str(), s.servers[0].prefix.as_str()), ("pkg", ""));
+        assert_eq!(
+            (s.servers[0].name.as_str(), s.servers[0].prefix.as_str()),
+            ("pkg", "")
+        );
         assert_eq!(s.max_frame, DEFAULT_MAX_FRAME);
     }
 
@@ -352,11 +426,22 @@ mod tests {
             resolve(file, &a).unwrap_err().to_string()
         };
         assert!(err("", ProxyArgs::default()).contains("no server to run"));
-        assert!(err("[[server]]\nname='a'\ncommand='x'\n[[server]]\nname='a'\ncommand='y'", ProxyArgs::default()).contains("used twice"));
-        assert!(err("[[server]]\nname='a b'\ncommand='x'", ProxyArgs::default()).contains("letters"));
+        assert!(err(
+            "[[server]]\nname='a'\ncommand='x'\n[[server]]\nname='a'\ncommand='y'",
+            ProxyArgs::default()
+        )
+        .contains("used twice"));
+        assert!(
+            err("[[server]]\nname='a b'\ncommand='x'", ProxyArgs::default()).contains("letters")
+        );
         assert!(err("[[server]]\nname='a'", ProxyArgs::default()).contains("no command"));
         assert!(err("[[server]]\nname='a'\ncommand='x'", args(&["y"])).contains("one or the other"));
-        let unknown = toml::from_str::<FileConfig>("[[server]]\nname='a'\ncomand='x'").unwrap_err().to_string();
-        assert!(unknown.contains("comand") && unknown.contains("line 3"), "{unknown}");
+        let unknown = toml::from_str::<FileConfig>("[[server]]\nname='a'\ncomand='x'")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("comand") && unknown.contains("line 3"),
+            "{unknown}"
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod excerpt;
 pub mod human;
 pub mod model;
+pub mod rules;
 pub mod sink;
 
 pub use aggregate::{RepeatAggregator, DEFAULT_REPEAT_WINDOW};

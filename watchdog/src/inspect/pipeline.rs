@@ -55,7 +55,10 @@ impl Pipeline {
                     "inspector failure",
                     Severity::High,
                     ActionTaken::Blocked,
-                    format!("inspector {} failed; the message was stopped", inspector.name()),
+                    format!(
+                        "inspector {} failed; the message was stopped",
+                        inspector.name()
+                    ),
                 ));
                 findings.block(format!("inspector {} failed", inspector.name()));
             }
@@ -69,7 +72,9 @@ impl Pipeline {
             Outcome::Block { reason }
         } else if subject.changed() {
             let value = subject.into_value().expect("changed implies parsed");
-            Outcome::Rewrite(Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize")))
+            Outcome::Rewrite(Bytes::from(
+                serde_json::to_vec(&value).expect("JSON values serialize"),
+            ))
         } else {
             Outcome::Pass
         };
@@ -127,7 +132,13 @@ mod tests {
     }
 
     fn meta() -> SubjectMeta<'static> {
-        SubjectMeta { direction: Direction::ClientToServer, server: "s", kind: Kind::Request, method: Some("m"), id: None }
+        SubjectMeta {
+            direction: Direction::ClientToServer,
+            server: "s",
+            kind: Kind::Request,
+            method: Some("m"),
+            id: None,
+        }
     }
 
     #[test]
@@ -150,7 +161,9 @@ mod tests {
         let loud = br#"{"id":1,"method":"m","params":{"t":"shout"}}"#;
         assert_eq!(
             p.inspect(meta(), loud).outcome,
-            Outcome::Rewrite(Bytes::from_static(br#"{"id":1,"method":"m","params":{"t":"SHOUT"}}"#))
+            Outcome::Rewrite(Bytes::from_static(
+                br#"{"id":1,"method":"m","params":{"t":"SHOUT"}}"#
+            ))
         );
     }
 }

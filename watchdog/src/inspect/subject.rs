@@ -26,7 +26,13 @@ pub struct Subject<'a> {
 
 impl<'a> Subject<'a> {
     pub fn new(meta: SubjectMeta<'a>, raw: &'a [u8]) -> Self {
-        Subject { meta, raw, value: None, unparsable: false, changed: false }
+        Subject {
+            meta,
+            raw,
+            value: None,
+            unparsable: false,
+            changed: false,
+        }
     }
 
     pub fn raw(&self) -> &'a [u8] {

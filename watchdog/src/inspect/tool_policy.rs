@@ -14,7 +14,9 @@ pub struct ToolPolicy {
 impl ToolPolicy {
     /// `filters`: server name → its lists; servers without lists are not inspected.
     pub fn new(filters: HashMap<String, ToolFilter>) -> Self {
-        ToolPolicy { filters: filters.into_iter().filter(|(_, f)| !f.is_empty()).collect() }
+        ToolPolicy {
+            filters: filters.into_iter().filter(|(_, f)| !f.is_empty()).collect(),
+        }
     }
 }
 
@@ -50,10 +52,20 @@ impl Inspector for ToolPolicy {
             if filter.permits(&tool) {
                 return;
             }
-            let taken = if action >= Action::Strip { ActionTaken::Blocked } else { ActionTaken::Alerted };
+            let taken = if action >= Action::Strip {
+                ActionTaken::Blocked
+            } else {
+                ActionTaken::Alerted
+            };
             findings.alert(
-                Alert::new(TOOL_POLICY, "tool denied by policy", Severity::Medium, taken, format!("call to denied tool `{tool}`"))
-                    .evidence(tool.as_bytes()),
+                Alert::new(
+                    TOOL_POLICY,
+                    "tool denied by policy",
+                    Severity::Medium,
+                    taken,
+                    format!("call to denied tool `{tool}`"),
+                )
+                .evidence(tool.as_bytes()),
             );
             if taken == ActionTaken::Blocked {
                 findings.block(format!("tool `{tool}` is denied by policy"));
@@ -76,20 +88,34 @@ impl Inspector for ToolPolicy {
         if denied.is_empty() {
             return;
         }
-        let taken = if action >= Action::Strip { ActionTaken::Stripped } else { ActionTaken::Alerted };
+        let taken = if action >= Action::Strip {
+            ActionTaken::Stripped
+        } else {
+            ActionTaken::Alerted
+        };
         if taken == ActionTaken::Stripped {
             if let Some(tools) = subject
                 .json_mut()
                 .and_then(|v| v.pointer_mut("/result/tools"))
                 .and_then(|t| t.as_array_mut())
             {
-                tools.retain(|t| t.get("name").and_then(|n| n.as_str()).is_none_or(|n| filter.permits(n)));
+                tools.retain(|t| {
+                    t.get("name")
+                        .and_then(|n| n.as_str())
+                        .is_none_or(|n| filter.permits(n))
+                });
             }
         }
         let list = denied.join(", ");
         findings.alert(
-            Alert::new(TOOL_POLICY, "tool denied by policy", Severity::Info, taken, format!("denied tools withheld from the list: {list}"))
-                .evidence(list.as_bytes()),
+            Alert::new(
+                TOOL_POLICY,
+                "tool denied by policy",
+                Severity::Info,
+                taken,
+                format!("denied tools withheld from the list: {list}"),
+            )
+            .evidence(list.as_bytes()),
         );
     }
 }
@@ -103,35 +129,81 @@ mod tests {
 
     fn pipeline(mode: Mode) -> Pipeline {
         let mut f = HashMap::new();
-        f.insert("fs".to_string(), ToolFilter::new(&[], &["delete_*".into()]).unwrap());
-        Pipeline::new(Policy::new(mode, HashMap::new()), vec![Box::new(ToolPolicy::new(f))])
+        f.insert(
+            "fs".to_string(),
+            ToolFilter::new(&[], &["delete_*".into()]).unwrap(),
+        );
+        Pipeline::new(
+            Policy::new(mode, HashMap::new()),
+            vec![Box::new(ToolPolicy::new(f))],
+        )
     }
 
-    fn meta<'a>(server: &'a str, dir: Direction, kind: Kind, method: &'a str, id: &'a Id) -> SubjectMeta<'a> {
-        SubjectMeta { direction: dir, server, kind, method: Some(method), id: Some(id) }
+    fn meta<'a>(
+        server: &'a str,
+        dir: Direction,
+        kind: Kind,
+        method: &'a str,
+        id: &'a Id,
+    ) -> SubjectMeta<'a> {
+        SubjectMeta {
+            direction: dir,
+            server,
+            kind,
+            method: Some(method),
+            id: Some(id),
+        }
     }
 
     #[test]
     fn denied_call_is_blocked_and_permitted_call_passes() {
         let p = pipeline(Mode::Enforce);
         let id = Id("3".into());
-        let m = meta("fs", Direction::ClientToServer, Kind::Request, TOOLS_CALL, &id);
+        let m = meta(
+            "fs",
+            Direction::ClientToServer,
+            Kind::Request,
+            TOOLS_CALL,
+            &id,
+        );
         let i = p.inspect(m, br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_all","arguments":{}}}"#);
         assert!(matches!(i.outcome, Outcome::Block { .. }));
         assert_eq!(i.alerts[0].action, ActionTaken::Blocked);
         assert_eq!(i.alerts[0].jsonrpc_id.as_deref(), Some("3"));
-        let ok = p.inspect(m, br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_file"}}"#);
+        let ok = p.inspect(
+            m,
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_file"}}"#,
+        );
         assert_eq!((ok.outcome, ok.alerts.len()), (Outcome::Pass, 0));
-        let other = meta("git", Direction::ClientToServer, Kind::Request, TOOLS_CALL, &id);
-        let i = p.inspect(other, br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_all"}}"#);
-        assert_eq!(i.outcome, Outcome::Pass, "lists of one server do not apply to another");
+        let other = meta(
+            "git",
+            Direction::ClientToServer,
+            Kind::Request,
+            TOOLS_CALL,
+            &id,
+        );
+        let i = p.inspect(
+            other,
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_all"}}"#,
+        );
+        assert_eq!(
+            i.outcome,
+            Outcome::Pass,
+            "lists of one server do not apply to another"
+        );
     }
 
     #[test]
     fn denied_tools_are_withheld_from_lists_and_only_reported_in_monitor_mode() {
         let id = Id("1".into());
         let list = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_file"},{"name":"delete_all"}],"nextCursor":"c"}}"#;
-        let m = meta("fs", Direction::ServerToClient, Kind::Result, TOOLS_LIST, &id);
+        let m = meta(
+            "fs",
+            Direction::ServerToClient,
+            Kind::Result,
+            TOOLS_LIST,
+            &id,
+        );
         let i = pipeline(Mode::Enforce).inspect(m, list);
         assert_eq!(
             i.outcome,

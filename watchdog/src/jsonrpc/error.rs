@@ -33,7 +33,11 @@ mod tests {
 
     #[test]
     fn builds_valid_json_with_the_raw_id() {
-        let b = error_response(Some(&Id("\"a\\\"b\"".into())), code::BLOCKED, "Request \"blocked\"");
+        let b = error_response(
+            Some(&Id("\"a\\\"b\"".into())),
+            code::BLOCKED,
+            "Request \"blocked\"",
+        );
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["id"], "a\"b");
         assert_eq!(v["error"]["code"], -32001);

@@ -93,7 +93,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
         if line.len() > self.max {
             let head = line.slice(..OVERSIZE_HEAD.min(line.len()));
-            return Some(Frame::Oversize { len: line.len() as u64, head });
+            return Some(Frame::Oversize {
+                len: line.len() as u64,
+                head,
+            });
         }
         Some(Frame::Line(line))
     }
@@ -155,7 +158,10 @@ mod tests {
     #[tokio::test]
     async fn splits_lines_tolerating_crlf_blank_lines_and_a_final_line_without_newline() {
         let got = frames(b"{\"a\":1}\r\n\n  \r\n{\"b\":2}\n{\"c\":3}", 1024).await;
-        assert_eq!(got, vec![line("{\"a\":1}"), line("{\"b\":2}"), line("{\"c\":3}")]);
+        assert_eq!(
+            got,
+            vec![line("{\"a\":1}"), line("{\"b\":2}"), line("{\"c\":3}")]
+        );
     }
 
     #[tokio::test]
@@ -185,7 +191,11 @@ mod tests {
         let mut r = FrameReader::new(&input[..], 1 << 20);
         let first = r.next_frame().await.unwrap().unwrap();
         assert!(matches!(first, Frame::Oversize { len, .. } if len == 64 << 20));
-        assert!(r.buf.capacity() < 8 << 20, "buffer grew to {}", r.buf.capacity());
+        assert!(
+            r.buf.capacity() < 8 << 20,
+            "buffer grew to {}",
+            r.buf.capacity()
+        );
         assert_eq!(r.next_frame().await.unwrap().unwrap(), line("{}"));
     }
 

@@ -117,7 +117,10 @@ impl<'a> Scanner<'a> {
             }
             Some(_) => {
                 let start = self.i;
-                while self.i < self.b.len() && !matches!(self.b[self.i], b',' | b'}' | b']') && !self.b[self.i].is_ascii_whitespace() {
+                while self.i < self.b.len()
+                    && !matches!(self.b[self.i], b',' | b'}' | b']')
+                    && !self.b[self.i].is_ascii_whitespace()
+                {
                     self.i += 1;
                 }
                 // A scalar running to the end of the head may itself be cut off.
@@ -133,7 +136,9 @@ mod tests {
 
     #[test]
     fn finds_top_level_id_and_method_before_the_cut() {
-        let h = read_head(br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"id":"inner","x":"aaaa"#);
+        let h = read_head(
+            br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"id":"inner","x":"aaaa"#,
+        );
         assert_eq!(h.id.as_deref(), Some("42"));
         assert_eq!(h.method.as_deref(), Some("tools/call"));
     }

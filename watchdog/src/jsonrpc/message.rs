@@ -136,7 +136,11 @@ impl Message {
             (Some(_), None, None, None) => Kind::Notification,
             (None, Some(_), Some(_), None) => Kind::Result,
             (None, _, None, Some(_)) => Kind::Error,
-            _ => return Err(MessageError::NotJsonRpc("neither request, notification nor response")),
+            _ => {
+                return Err(MessageError::NotJsonRpc(
+                    "neither request, notification nor response",
+                ))
+            }
         };
         if let Some(id) = id {
             if !matches!(id.get().as_bytes()[0], b'"' | b'-' | b'0'..=b'9') {
@@ -196,9 +200,18 @@ mod tests {
     #[test]
     fn classifies_requests_notifications_and_responses() {
         let m = single(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#);
-        assert_eq!((m.kind, m.id.as_ref().unwrap().as_str(), m.method()), (Kind::Request, "1", Some("tools/list")));
-        assert_eq!(single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).kind, Kind::Notification);
-        assert_eq!(single(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).kind, Kind::Result);
+        assert_eq!(
+            (m.kind, m.id.as_ref().unwrap().as_str(), m.method()),
+            (Kind::Request, "1", Some("tools/list"))
+        );
+        assert_eq!(
+            single(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).kind,
+            Kind::Notification
+        );
+        assert_eq!(
+            single(r#"{"jsonrpc":"2.0","id":"a","result":{}}"#).kind,
+            Kind::Result
+        );
         let e = single(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#);
         assert_eq!((e.kind, e.id.is_none()), (Kind::Error, true));
     }
@@ -210,8 +223,14 @@ mod tests {
         assert!(matches!(bad(b"hello"), MessageError::NotJson(_)));
         assert!(matches!(bad(b"{\"id\":1}"), MessageError::NotJsonRpc(_)));
         assert!(matches!(bad(b"42"), MessageError::NotJsonRpc(_)));
-        assert!(matches!(bad(br#"{"id":{"x":1},"method":"m"}"#), MessageError::NotJsonRpc(_)));
-        assert!(matches!(bad(br#"{"id":1,"id":2,"method":"m"}"#), MessageError::NotJsonRpc(_)));
+        assert!(matches!(
+            bad(br#"{"id":{"x":1},"method":"m"}"#),
+            MessageError::NotJsonRpc(_)
+        ));
+        assert!(matches!(
+            bad(br#"{"id":1,"id":2,"method":"m"}"#),
+            MessageError::NotJsonRpc(_)
+        ));
         assert!(matches!(bad(b"[]"), MessageError::NotJsonRpc(_)));
     }
 
@@ -219,7 +238,10 @@ mod tests {
     fn replacing_the_id_keeps_every_other_byte() {
         let m = single(r#"{"result":{"x":"é \u00e9"} , "id" : 17 ,"jsonrpc":"2.0"}"#);
         let n = m.with_id(&Id::from_string("mcp-watchdog:1"));
-        assert_eq!(&n.raw[..], r#"{"result":{"x":"é \u00e9"} , "id" : "mcp-watchdog:1" ,"jsonrpc":"2.0"}"#.as_bytes());
+        assert_eq!(
+            &n.raw[..],
+            r#"{"result":{"x":"é \u00e9"} , "id" : "mcp-watchdog:1" ,"jsonrpc":"2.0"}"#.as_bytes()
+        );
         let back = n.with_id(&Id("17".into()));
         assert_eq!(back.raw, m.raw);
     }
@@ -227,9 +249,15 @@ mod tests {
     #[test]
     fn batch_elements_are_parsed_one_by_one_from_the_original_bytes() {
         let raw = br#"[{"jsonrpc":"2.0","id":1,"method":"a"} ,{"bad":true},{"jsonrpc":"2.0","method":"n"}]"#;
-        let Parsed::Batch(items) = Message::parse_frame(Bytes::copy_from_slice(raw)).unwrap() else { panic!() };
+        let Parsed::Batch(items) = Message::parse_frame(Bytes::copy_from_slice(raw)).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(items.len(), 3);
-        assert_eq!(&items[0].as_ref().unwrap().raw[..], br#"{"jsonrpc":"2.0","id":1,"method":"a"}"#);
+        assert_eq!(
+            &items[0].as_ref().unwrap().raw[..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"a"}"#
+        );
         assert!(items[1].is_err());
         assert_eq!(items[2].as_ref().unwrap().kind, Kind::Notification);
     }

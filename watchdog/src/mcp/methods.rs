@@ -28,10 +28,26 @@ pub struct ListMethod {
 }
 
 pub static LIST_METHODS: [ListMethod; 4] = [
-    ListMethod { method: TOOLS_LIST, items: "tools", name_field: Some("name") },
-    ListMethod { method: PROMPTS_LIST, items: "prompts", name_field: Some("name") },
-    ListMethod { method: RESOURCES_LIST, items: "resources", name_field: None },
-    ListMethod { method: RESOURCE_TEMPLATES_LIST, items: "resourceTemplates", name_field: None },
+    ListMethod {
+        method: TOOLS_LIST,
+        items: "tools",
+        name_field: Some("name"),
+    },
+    ListMethod {
+        method: PROMPTS_LIST,
+        items: "prompts",
+        name_field: Some("name"),
+    },
+    ListMethod {
+        method: RESOURCES_LIST,
+        items: "resources",
+        name_field: None,
+    },
+    ListMethod {
+        method: RESOURCE_TEMPLATES_LIST,
+        items: "resourceTemplates",
+        name_field: None,
+    },
 ];
 
 pub fn list_method(method: &str) -> Option<&'static ListMethod> {

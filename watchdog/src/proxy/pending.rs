@@ -32,7 +32,10 @@ pub struct PendingRequests {
 
 impl PendingRequests {
     pub fn new(upstreams: usize) -> Self {
-        PendingRequests { per_upstream: vec![HashMap::new(); upstreams], by_client: HashMap::new() }
+        PendingRequests {
+            per_upstream: vec![HashMap::new(); upstreams],
+            by_client: HashMap::new(),
+        }
     }
 
     pub fn in_use(&self, upstream: usize, id: &Id) -> bool {
@@ -45,7 +48,10 @@ impl PendingRequests {
 
     pub fn insert(&mut self, upstream: usize, upstream_id: Id, pending: Pending) {
         if let Origin::Client(client_id) = &pending.origin {
-            self.by_client.entry(client_id.clone()).or_default().push((upstream, upstream_id.clone()));
+            self.by_client
+                .entry(client_id.clone())
+                .or_default()
+                .push((upstream, upstream_id.clone()));
         }
         self.per_upstream[upstream].insert(upstream_id, pending);
     }
@@ -71,7 +77,10 @@ impl PendingRequests {
 
     /// Where a client request went: (upstream, id it has there).
     pub fn routes_of(&self, client_id: &Id) -> &[(usize, Id)] {
-        self.by_client.get(client_id).map(Vec::as_slice).unwrap_or(&[])
+        self.by_client
+            .get(client_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     pub fn client_requests_outstanding(&self) -> usize {
@@ -105,7 +114,8 @@ impl ServerRequests {
     }
 
     pub fn insert(&mut self, client_id: Id, upstream: usize, upstream_id: Id) {
-        self.by_upstream.insert((upstream, upstream_id.clone()), client_id.clone());
+        self.by_upstream
+            .insert((upstream, upstream_id.clone()), client_id.clone());
         self.by_client_id.insert(client_id, (upstream, upstream_id));
     }
 
@@ -121,7 +131,12 @@ impl ServerRequests {
     }
 
     pub fn orphan_all(&mut self, upstream: usize) {
-        let ids: Vec<Id> = self.by_client_id.iter().filter(|(_, (u, _))| *u == upstream).map(|(c, _)| c.clone()).collect();
+        let ids: Vec<Id> = self
+            .by_client_id
+            .iter()
+            .filter(|(_, (u, _))| *u == upstream)
+            .map(|(c, _)| c.clone())
+            .collect();
         for id in ids {
             self.take(&id);
             if self.orphaned.len() == ORPHANS_REMEMBERED {
@@ -153,13 +168,19 @@ mod tests {
     #[test]
     fn tracks_client_routes_until_answered() {
         let mut p = PendingRequests::new(2);
-        let pending = |c: &str| Pending { origin: Origin::Client(id(c)), method: "tools/call".into() };
+        let pending = |c: &str| Pending {
+            origin: Origin::Client(id(c)),
+            method: "tools/call".into(),
+        };
         p.insert(0, id("1"), pending("1"));
         p.insert(1, id("\"mcp-watchdog:4\""), pending("1"));
         assert!(p.in_use(0, &id("1")) && !p.in_use(1, &id("1")));
         assert_eq!(p.routes_of(&id("1")).len(), 2);
         assert!(p.take(0, &id("1")).is_some());
-        assert!(p.take(0, &id("1")).is_none(), "a duplicate response finds nothing");
+        assert!(
+            p.take(0, &id("1")).is_none(),
+            "a duplicate response finds nothing"
+        );
         assert_eq!(p.routes_of(&id("1")), &[(1, id("\"mcp-watchdog:4\""))]);
         assert_eq!(p.take_all(1).len(), 1);
         assert!(p.routes_of(&id("1")).is_empty());
@@ -171,7 +192,10 @@ mod tests {
         let mut s = ServerRequests::default();
         s.insert(id("0"), 0, id("0"));
         s.insert(id("\"mcp-watchdog:s1\""), 1, id("0"));
-        assert_eq!(s.client_id_of(1, &id("0")), Some(&id("\"mcp-watchdog:s1\"")));
+        assert_eq!(
+            s.client_id_of(1, &id("0")),
+            Some(&id("\"mcp-watchdog:s1\""))
+        );
         assert_eq!(s.take(&id("0")), Some((0, id("0"))));
         s.orphan_all(1);
         assert!(!s.in_use(&id("\"mcp-watchdog:s1\"")));

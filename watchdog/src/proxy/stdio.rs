@@ -7,15 +7,16 @@
 
 use bytes::Bytes;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
 use tokio::sync::mpsc;
 
-/// A raw descriptor we do not own (0 or 1), made non-blocking.
-struct Borrowed(RawFd);
+/// A descriptor the process keeps for its whole life (0 or 1), made non-blocking.
+pub struct Borrowed(RawFd);
 
 impl AsRawFd for Borrowed {
     fn as_raw_fd(&self) -> RawFd {
@@ -24,7 +25,6 @@ impl AsRawFd for Borrowed {
 }
 
 fn pollable(fd: RawFd) -> bool {
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
     match nix::sys::stat::fstat(fd) {
         Ok(st) => {
             let kind = st.st_mode & libc::S_IFMT;
@@ -42,11 +42,13 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-fn reactor_fd(fd: RawFd) -> Option<AsyncFd<Borrowed>> {
+fn reactor_fd(fd: RawFd, interest: Interest) -> Option<AsyncFd<Borrowed>> {
     if !pollable(fd) || set_nonblocking(fd).is_err() {
         return None;
     }
-    AsyncFd::new(Borrowed(fd)).ok()
+    // SAFETY: descriptors 0 and 1 stay open, on the same file description, for the whole life
+    // of the process.
+    unsafe { AsyncFd::register_with_interest(Borrowed(fd), interest) }.ok()
 }
 
 pub enum Stdin {
@@ -55,22 +57,36 @@ pub enum Stdin {
 }
 
 pub fn stdin() -> Stdin {
-    match reactor_fd(0) {
+    match reactor_fd(0, Interest::READABLE) {
         Some(fd) => Stdin::Reactor(fd),
         None => Stdin::Portable(tokio::io::stdin()),
     }
 }
 
 impl AsyncRead for Stdin {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stdin::Portable(s) => Pin::new(s).poll_read(cx, buf),
             Stdin::Reactor(fd) => loop {
                 let mut guard = ready!(fd.poll_read_ready(cx))?;
                 let unfilled = buf.initialize_unfilled();
                 let res = guard.try_io(|inner| {
-                    let n = unsafe { libc::read(inner.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len()) };
-                    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                    let n = unsafe {
+                        libc::read(
+                            inner.as_raw_fd(),
+                            unfilled.as_mut_ptr().cast(),
+                            unfilled.len(),
+                        )
+                    };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(n as usize)
+                    }
                 });
                 match res {
                     Ok(Ok(n)) => {
@@ -91,21 +107,30 @@ pub enum Stdout {
 }
 
 pub fn stdout() -> Stdout {
-    match reactor_fd(1) {
+    match reactor_fd(1, Interest::WRITABLE) {
         Some(fd) => Stdout::Reactor(fd),
         None => Stdout::Portable(tokio::io::stdout()),
     }
 }
 
 impl AsyncWrite for Stdout {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stdout::Portable(s) => Pin::new(s).poll_write(cx, data),
             Stdout::Reactor(fd) => loop {
                 let mut guard = ready!(fd.poll_write_ready(cx))?;
                 let res = guard.try_io(|inner| {
-                    let n = unsafe { libc::write(inner.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-                    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+                    let n =
+                        unsafe { libc::write(inner.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(n as usize)
+                    }
                 });
                 match res {
                     Ok(r) => return Poll::Ready(r),
@@ -135,7 +160,9 @@ pub const OUTBOX_CAPACITY: usize = 1024;
 
 /// Spawns a task that writes each message followed by `\n`, flushing whenever the queue runs dry.
 /// The task ends when every sender is dropped (after writing what was queued) or on a write error.
-pub fn spawn_line_writer<W: AsyncWrite + Unpin + 'static>(writer: W) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<io::Result<()>>) {
+pub fn spawn_line_writer<W: AsyncWrite + Unpin + 'static>(
+    writer: W,
+) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<io::Result<()>>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(OUTBOX_CAPACITY);
     let task = tokio::task::spawn_local(async move {
         let mut out = BufWriter::with_capacity(64 * 1024, writer);

@@ -12,7 +12,12 @@ pub struct ServerCommand {
 
 pub fn spawn_server(cmd: &ServerCommand) -> std::io::Result<tokio::process::Child> {
     let mut c = tokio::process::Command::new(&cmd.program);
-    c.args(&cmd.args).envs(cmd.env.iter().cloned()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    c.args(&cmd.args)
+        .envs(cmd.env.iter().cloned())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
     if let Some(d) = &cmd.cwd {
         c.current_dir(d);
     }
