@@ -1,1 +1,3 @@
 //! Upstream server processes: spawn, sandbox, track, restart, terminate.
+
+pub mod spawn;
