@@ -1,3 +1,4 @@
 //! Upstream server processes: spawn, sandbox, track, restart, terminate.
 
+pub mod process_tree;
 pub mod spawn;
