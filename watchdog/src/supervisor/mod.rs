@@ -2,3 +2,4 @@
 
 pub mod process_tree;
 pub mod spawn;
+pub mod terminate;
