@@ -28,7 +28,9 @@ impl Driver {
             println!("    → {line}");
         }
         let stdin = self.stdin.as_mut().expect("open");
-        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).expect("watchdog accepts input");
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .expect("watchdog accepts input");
         line
     }
 
@@ -48,7 +50,8 @@ impl Driver {
     }
 
     fn request(&mut self, id: u64, method: &str, params: Value) -> (String, Value) {
-        let sent = self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        let sent =
+            self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
         (sent, self.reply())
     }
 
@@ -96,9 +99,14 @@ fn drive(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let audit = dir.path().join("audit.jsonl");
     let config = dir.path().join("watchdog.toml");
-    std::fs::write(&config, "[[server]]\nname = \"demo\"\ntools.deny = [\"delete_*\"]\n")?;
+    std::fs::write(
+        &config,
+        "[[server]]\nname = \"demo\"\ntools.deny = [\"delete_*\"]\n",
+    )?;
     println!("mcp-watchdog demo: an embedded scripted MCP server behind the watchdog.");
-    println!("  policy: server `demo`, tools.deny = [\"delete_*\"]; audit log in a temporary directory");
+    println!(
+        "  policy: server `demo`, tools.deny = [\"delete_*\"]; audit log in a temporary directory"
+    );
     let mut child = Command::new(&exe)
         .arg("--alerts-json")
         .arg("--audit-log")
@@ -134,52 +142,116 @@ fn drive(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     });
     let stdin = child.stdin.take();
-    let mut d = Driver { child, stdin, replies, alerts, raw: args.raw, failures: Vec::new() };
+    let mut d = Driver {
+        child,
+        stdin,
+        replies,
+        alerts,
+        raw: args.raw,
+        failures: Vec::new(),
+    };
 
     step("initialize: the server prints a stray log line on stdout first");
     let (_, init) = d.request(1, "initialize", json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "demo-client", "version": "1.0"}}));
-    d.check(init.pointer("/result/serverInfo/name") == Some(&json!("demo-server")), "the client gets the server's initialize result");
+    d.check(
+        init.pointer("/result/serverInfo/name") == Some(&json!("demo-server")),
+        "the client gets the server's initialize result",
+    );
     let alerts = d.show_alerts(Duration::from_millis(200));
-    d.check(alerts.iter().any(|a| a["rule"] == "FRAMING"), "the stray line never reaches the client (FRAMING alert)");
+    d.check(
+        alerts.iter().any(|a| a["rule"] == "FRAMING"),
+        "the stray line never reaches the client (FRAMING alert)",
+    );
     d.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
 
     step("tools/list: the policy withholds the denied tool; the server also smuggles an unsolicited response");
     let (_, list) = d.request(2, "tools/list", json!({}));
-    let names: Vec<&str> = list.pointer("/result/tools").and_then(Value::as_array).map(|t| t.iter().filter_map(|x| x["name"].as_str()).collect()).unwrap_or_default();
+    let names: Vec<&str> = list
+        .pointer("/result/tools")
+        .and_then(Value::as_array)
+        .map(|t| t.iter().filter_map(|x| x["name"].as_str()).collect())
+        .unwrap_or_default();
     println!("    tools the client sees: {}", names.join(", "));
-    d.check(names == ["echo", "get_weather"], "delete_everything is not offered to the client");
+    d.check(
+        names == ["echo", "get_weather"],
+        "delete_everything is not offered to the client",
+    );
     let alerts = d.show_alerts(Duration::from_millis(200));
-    d.check(alerts.iter().any(|a| a["rule"] == "SESSION"), "the response to id 9999 (never sent) is dropped (SESSION alert)");
+    d.check(
+        alerts.iter().any(|a| a["rule"] == "SESSION"),
+        "the response to id 9999 (never sent) is dropped (SESSION alert)",
+    );
 
     step("tools/call echo: clean traffic passes byte for byte");
-    let (_, echo) = d.request(3, "tools/call", json!({"name": "echo", "arguments": {"text": "héllo wörld 👋 — \"quoted\" \\ tab\t"}}));
-    let text = echo.pointer("/result/content/0/text").and_then(Value::as_str).unwrap_or_default();
+    let (_, echo) = d.request(
+        3,
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "héllo wörld 👋 — \"quoted\" \\ tab\t"}}),
+    );
+    let text = echo
+        .pointer("/result/content/0/text")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     println!("    reply text: {text:?}");
-    d.check(text == "héllo wörld 👋 — \"quoted\" \\ tab\t", "the reply is exactly what the server sent");
+    d.check(
+        text == "héllo wörld 👋 — \"quoted\" \\ tab\t",
+        "the reply is exactly what the server sent",
+    );
     let quiet = d.show_alerts(Duration::from_millis(100)).is_empty();
     d.check(quiet, "no alert for clean traffic");
 
     step("tools/call get_weather");
-    let (_, weather) = d.request(4, "tools/call", json!({"name": "get_weather", "arguments": {"city": "Lisbon"}}));
-    println!("    reply text: {:?}", weather.pointer("/result/content/0/text").and_then(Value::as_str).unwrap_or_default());
+    let (_, weather) = d.request(
+        4,
+        "tools/call",
+        json!({"name": "get_weather", "arguments": {"city": "Lisbon"}}),
+    );
+    println!(
+        "    reply text: {:?}",
+        weather
+            .pointer("/result/content/0/text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    );
 
     step("tools/call delete_everything: blocked by policy, the server never sees it");
-    let (_, blocked) = d.request(5, "tools/call", json!({"name": "delete_everything", "arguments": {}}));
-    println!("    the client gets: {}", blocked.get("error").cloned().unwrap_or(Value::Null));
-    d.check(blocked.pointer("/error/code") == Some(&json!(-32001)), "a JSON-RPC error, generic message");
+    let (_, blocked) = d.request(
+        5,
+        "tools/call",
+        json!({"name": "delete_everything", "arguments": {}}),
+    );
+    println!(
+        "    the client gets: {}",
+        blocked.get("error").cloned().unwrap_or(Value::Null)
+    );
+    d.check(
+        blocked.pointer("/error/code") == Some(&json!(-32001)),
+        "a JSON-RPC error, generic message",
+    );
     let alerts = d.show_alerts(Duration::from_millis(100));
-    d.check(alerts.iter().any(|a| a["rule"] == "TOOL-POLICY" && a["action"] == "blocked"), "TOOL-POLICY alert, action blocked");
+    d.check(
+        alerts
+            .iter()
+            .any(|a| a["rule"] == "TOOL-POLICY" && a["action"] == "blocked"),
+        "TOOL-POLICY alert, action blocked",
+    );
 
     step("the client closes its input: the watchdog drains, stops the server's process tree and exits");
     drop(d.stdin.take());
     let status = d.child.wait()?;
-    d.check(status.success(), &format!("watchdog exited with the server's status ({status})"));
+    d.check(
+        status.success(),
+        &format!("watchdog exited with the server's status ({status})"),
+    );
 
     step("audit log: every alert above, hash-chained");
     match crate::alert::verify(&audit) {
         Ok(report) => {
             println!("    {}", report);
-            d.check(report.records >= 4, "the chain verifies (`mcp-watchdog audit verify` does the same)");
+            d.check(
+                report.records >= 4,
+                "the chain verifies (`mcp-watchdog audit verify` does the same)",
+            );
         }
         Err(e) => d.check(false, &format!("audit log verification: {e}")),
     }
@@ -187,7 +259,11 @@ fn drive(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("\ndemo finished: everything behaved as expected.");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("\ndemo finished with {} unexpected result(s): {}", d.failures.len(), d.failures.join("; "));
+        println!(
+            "\ndemo finished with {} unexpected result(s): {}",
+            d.failures.len(),
+            d.failures.join("; ")
+        );
         Ok(ExitCode::FAILURE)
     }
 }

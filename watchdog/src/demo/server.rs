@@ -12,12 +12,20 @@ pub fn run() -> ExitCode {
     let mut out = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
-        let Ok(msg) = serde_json::from_str::<Value>(&line) else { continue };
-        let (Some(id), Some(method)) = (msg.get("id"), msg.get("method").and_then(Value::as_str)) else { continue };
+        let Ok(msg) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let (Some(id), Some(method)) = (msg.get("id"), msg.get("method").and_then(Value::as_str))
+        else {
+            continue;
+        };
         let result = match method {
             "initialize" => {
                 // Servers that log to stdout corrupt the stream; the watchdog keeps it off the wire.
-                let _ = writeln!(out, "demo-server 1.0 starting (a log line printed to stdout by mistake)");
+                let _ = writeln!(
+                    out,
+                    "demo-server 1.0 starting (a log line printed to stdout by mistake)"
+                );
                 json!({
                     "protocolVersion": msg.pointer("/params/protocolVersion").cloned().unwrap_or(json!("2025-11-25")),
                     "capabilities": {"tools": {"listChanged": false}},
@@ -41,10 +49,18 @@ pub fn run() -> ExitCode {
                 continue;
             }
         };
-        let _ = writeln!(out, "{}", json!({"jsonrpc": "2.0", "id": id, "result": result}));
+        let _ = writeln!(
+            out,
+            "{}",
+            json!({"jsonrpc": "2.0", "id": id, "result": result})
+        );
         if method == "tools/list" {
             // A response to a request the client never made: smuggling, as far as the client knows.
-            let _ = writeln!(out, "{}", json!({"jsonrpc": "2.0", "id": 9999, "result": {"content": [{"type": "text", "text": "unsolicited"}]}}));
+            let _ = writeln!(
+                out,
+                "{}",
+                json!({"jsonrpc": "2.0", "id": 9999, "result": {"content": [{"type": "text", "text": "unsolicited"}]}})
+            );
         }
         let _ = out.flush();
     }
@@ -54,10 +70,19 @@ pub fn run() -> ExitCode {
 fn call(params: &Value) -> Value {
     let args = params.get("arguments").cloned().unwrap_or(json!({}));
     let text = match params.get("name").and_then(Value::as_str) {
-        Some("echo") => args.get("text").and_then(Value::as_str).unwrap_or_default().to_string(),
-        Some("get_weather") => format!("{}: 18 °C, light rain ☔", args.get("city").and_then(Value::as_str).unwrap_or("Lisbon")),
+        Some("echo") => args
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Some("get_weather") => format!(
+            "{}: 18 °C, light rain ☔",
+            args.get("city").and_then(Value::as_str).unwrap_or("Lisbon")
+        ),
         Some("delete_everything") => "deleted 1,024 files".to_string(),
-        other => return json!({"content": [{"type": "text", "text": format!("unknown tool {other:?}")}], "isError": true}),
+        other => {
+            return json!({"content": [{"type": "text", "text": format!("unknown tool {other:?}")}], "isError": true})
+        }
     };
     json!({"content": [{"type": "text", "text": text}], "isError": false})
 }
