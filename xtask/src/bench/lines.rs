@@ -33,6 +33,16 @@ impl LineReader {
         }
     }
 
+    /// Grows the buffer ahead of a line of about `len` bytes so that a timed read does not pay
+    /// for the client's own reallocation and page faults.
+    pub fn reserve(&mut self, len: usize) {
+        let want = len + 2 * MIN_READ;
+        if self.buf.len() < want {
+            // resize writes zeros, which touches every page now rather than mid-measurement.
+            self.buf.resize(want, 0);
+        }
+    }
+
     /// The next line without its newline; fails on EOF or when `deadline` passes first.
     pub fn next_line(&mut self, deadline: Instant) -> Result<&[u8]> {
         loop {
@@ -104,5 +114,59 @@ fn wait_readable(fd: RawFd, deadline: Instant) -> Result<()> {
                 return Err(err).context("poll on the chain's stdout");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// A shell script's stdout; the child is reaped when the test ends.
+    struct Peer(std::process::Child, LineReader);
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn reader(script: &str) -> Peer {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let out = child.stdout.take().unwrap();
+        Peer(child, LineReader::new(out))
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn splits_lines_across_reads_and_reports_eof() {
+        let Peer(_, ref mut r) = reader("printf 'one\\ntw'; sleep 0.1; printf 'o\\n'");
+        assert_eq!(r.next_line(soon()).unwrap(), b"one");
+        assert_eq!(r.next_line(soon()).unwrap(), b"two");
+        assert!(r.next_line(soon()).is_err());
+    }
+
+    #[test]
+    fn long_line_grows_the_buffer() {
+        let Peer(_, ref mut r) = reader("head -c 3000000 /dev/zero | tr '\\0' x; echo");
+        assert_eq!(r.next_line(soon()).unwrap().len(), 3_000_000);
+    }
+
+    #[test]
+    fn a_silent_peer_times_out() {
+        let Peer(_, ref mut r) = reader("sleep 3");
+        let t0 = Instant::now();
+        let err = r.next_line(t0 + Duration::from_millis(100)).unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(t0.elapsed() < Duration::from_secs(2));
     }
 }

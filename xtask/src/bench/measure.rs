@@ -72,7 +72,10 @@ pub fn peak_rss_kib(pid: u32) -> Result<u64> {
 pub fn startup(setup: &Setup, chain: Chain) -> Result<(Duration, Option<String>)> {
     let t0 = Instant::now();
     let mut s = Session::spawn(setup, chain)?;
-    s.initialize()?;
+    if let Err(e) = s.initialize() {
+        let exit = s.exit_note();
+        return Err(e.context(format!("fresh start{exit}")));
+    }
     let took = t0.elapsed();
     let shutdown = s.close().err().map(|e| format!("{e:#}"));
     Ok((took, shutdown))

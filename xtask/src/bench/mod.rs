@@ -129,8 +129,12 @@ impl Run {
             return;
         };
         if let Err(e) = f(session, &mut self.figures) {
+            let exit = session.exit_note();
             self.session = None; // kills what is left of the chain
-            self.error = Some(format!("{what}: {e:#}{}", stderr_tail(setup, self.chain)));
+            self.error = Some(format!(
+                "{what}: {e:#}{exit}{}",
+                stderr_tail(setup, self.chain)
+            ));
         }
     }
 }
@@ -225,6 +229,7 @@ fn measure_sessions(setup: &Setup, plan: &Plan, runs: &mut [Run]) {
 
     progress("one 100 MiB result");
     each(setup, runs, "100 MiB result", |s, f| {
+        s.reserve(plan.big + 4096);
         f.big = Some(s.round_trip(plan.big, BIG_TIMEOUT)?);
         f.rss_after_big_kib = Some(measure::peak_rss_kib(s.pid())?);
         Ok(())

@@ -93,6 +93,11 @@ impl Session {
         Ok(took)
     }
 
+    /// Prepares the client for a reply of about `len` bytes (see LineReader::reserve).
+    pub fn reserve(&mut self, len: u64) {
+        self.reader.reserve(len as usize);
+    }
+
     /// Writes one request and returns its id.
     pub fn request(&mut self, method: &str, params: &str) -> Result<u64> {
         let id = self.next_id;
@@ -145,6 +150,18 @@ impl Session {
             bail!("expected the reply to id {id}, got id {}", reply.id);
         }
         Ok(reply)
+    }
+
+    /// How the chain ended, if it did within a moment: explains a closed stdout.
+    pub fn exit_note(&mut self) -> String {
+        for _ in 0..50 {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return format!(" [chain {status}]"),
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Err(_) => break,
+            }
+        }
+        String::new()
     }
 
     /// Closes stdin so the chain shuts down on its own, then waits a little before killing it.
