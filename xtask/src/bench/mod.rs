@@ -65,7 +65,8 @@ impl Options {
     }
 }
 
-/// How much of each measurement to do.
+/// How much of each measurement to do. Latency and throughput are split into `rounds` slices
+/// taken in turn by each chain: on a shared 2-core machine the load changes by the second.
 struct Plan {
     rounds: usize,
     warm_1k: usize,
@@ -79,7 +80,7 @@ struct Plan {
 }
 
 const FULL: Plan = Plan {
-    rounds: 5,
+    rounds: 10,
     warm_1k: 300,
     calls_1k: 3000,
     warm_64k: 100,
@@ -91,7 +92,7 @@ const FULL: Plan = Plan {
 };
 
 const QUICK: Plan = Plan {
-    rounds: 2,
+    rounds: 3,
     warm_1k: 50,
     calls_1k: 400,
     warm_64k: 20,
