@@ -1,0 +1,74 @@
+//! Text inspection: every string of a message that can carry words to the model or to a server,
+//! judged by detector families (one file each, beside this one) on a normalized copy.
+//!
+//! One [`TextInspector`](inspector::TextInspector) drives all detectors so that a message is parsed,
+//! walked and normalized once. Detectors report [`Hit`]s with byte ranges in the *original* string;
+//! the inspector asks the policy what to do with each and applies the edits.
+
+pub mod edits;
+pub mod inspector;
+pub mod normalize;
+pub mod sites;
+
+pub use edits::{apply_edits, Edit};
+pub use inspector::TextInspector;
+pub use normalize::Normalized;
+pub use sites::{Role, Site};
+
+use crate::alert::Severity;
+use crate::inspect::SubjectMeta;
+use std::ops::Range;
+
+/// A string under inspection.
+pub struct TextView<'a> {
+    pub meta: &'a SubjectMeta<'a>,
+    pub site: &'a Site,
+    /// The string as it travels (JSON-decoded).
+    pub original: &'a str,
+    /// The matching copy: see [`Normalized`]. Never sent anywhere.
+    pub normalized: &'a Normalized,
+}
+
+/// What to put where a hit was, if the policy says strip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replacement {
+    /// Remove the range.
+    Remove,
+    /// Put this text instead (e.g. `[REDACTED:aws-access-key]`).
+    With(String),
+    /// Nothing can be cut out: stripping means blocking the message (request-side findings).
+    None,
+}
+
+/// One finding in one string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub rule: &'static str,
+    pub class: &'static str,
+    pub severity: Severity,
+    /// Byte range in [`TextView::original`] that is hostile (the evidence, and what a strip removes).
+    pub range: Range<usize>,
+    pub replacement: Replacement,
+    /// For people: what was found, without repeating a secret.
+    pub detail: String,
+}
+
+pub trait TextDetector: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Literals (ASCII case-insensitive) whose absence from a message's raw bytes proves this
+    /// detector has nothing to find there. Include JSON escape spellings (`\u200b`) when a trigger
+    /// can travel escaped. An empty list means "use [`TextDetector::raw_check`] only".
+    fn triggers(&self) -> &'static [&'static str];
+
+    /// A cheap check over the raw message for what literals cannot express (e.g. a long base64
+    /// run). Called only when no trigger matched.
+    fn raw_check(&self, _raw: &[u8]) -> bool {
+        false
+    }
+
+    /// Whether strings at this site concern this detector (direction, method, role, key).
+    fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool;
+
+    fn scan(&self, text: &TextView<'_>, hits: &mut Vec<Hit>);
+}
