@@ -427,6 +427,8 @@ fn main() {
         // `exec` keeps the pid, and an ignored signal stays ignored across exec, so the pid written is
         // that of a process that survives SIGTERM. It keeps our stdout open on purpose, like a real
         // helper started from a shell script would. The sleep is bounded so a failing test leaks little.
+        // Never waited for on purpose: this process must leave it behind for the watchdog to clean up.
+        #[allow(clippy::zombie_processes)]
         let child = Command::new("sh")
             .args(["-c", "trap '' TERM; exec sleep 60"])
             .stdin(Stdio::null())
