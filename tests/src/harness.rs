@@ -236,7 +236,11 @@ pub struct Watchdog {
 impl Watchdog {
     /// Starts `mcp-watchdog --alerts-json --audit-log <dir>/audit.jsonl <args…>`.
     pub fn spawn(dir: &TestDir, args: &[String], input: Input) -> Watchdog {
-        let mut cmd = Command::new(watchdog_bin());
+        // WATCHDOG_E2E_BIN runs the suite against another build (or a reference relay) of the binary.
+        let bin = std::env::var_os("WATCHDOG_E2E_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(watchdog_bin);
+        let mut cmd = Command::new(bin);
         cmd.arg("--alerts-json")
             .arg("--audit-log")
             .arg(dir.path("audit.jsonl"))
@@ -394,8 +398,8 @@ impl Watchdog {
                 Some(Value::Array(items)) => self.backlog.extend(items),
                 Some(v) => self.backlog.push_back(v),
                 None => panic!(
-                    "the watchdog sent a line that is not JSON: {:?}",
-                    String::from_utf8_lossy(&line)
+                    "the watchdog sent a line that is not JSON: {}",
+                    short(&format!("{:?}", String::from_utf8_lossy(&line)))
                 ),
             }
             if let Some(v) = self.backlog.pop_front() {
@@ -420,15 +424,16 @@ impl Watchdog {
             if Instant::now() >= deadline {
                 self.backlog = skipped;
                 panic!(
-                    "waited {timeout:?} for {what}; received meanwhile: {:?}\n{}",
-                    self.backlog,
+                    "waited {timeout:?} for {what}; received meanwhile: {}\n{}",
+                    short_list(&self.backlog),
                     self.stderr_tail()
                 );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             let Some(line) = self.recv_raw(left) else {
                 panic!(
-                    "watchdog stdout closed while waiting for {what}; received meanwhile: {skipped:?}\n{}",
+                    "watchdog stdout closed while waiting for {what}; received meanwhile: {}\n{}",
+                    short_list(&skipped),
                     self.stderr_tail()
                 );
             };
@@ -436,8 +441,8 @@ impl Watchdog {
                 Some(Value::Array(items)) => items,
                 Some(v) => vec![v],
                 None => panic!(
-                    "the watchdog sent a line that is not JSON: {:?}",
-                    String::from_utf8_lossy(&line)
+                    "the watchdog sent a line that is not JSON: {}",
+                    short(&format!("{:?}", String::from_utf8_lossy(&line)))
                 ),
             };
             let mut found = None;
@@ -612,6 +617,22 @@ impl Drop for Watchdog {
             }
         }
     }
+}
+
+/// A display of `v` cut to a few hundred characters: failure messages must stay readable even when
+/// the message at fault is 100 MiB.
+pub fn short(v: &impl std::fmt::Display) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(400) {
+        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+        None => s,
+    }
+}
+
+/// The same for a list of messages.
+pub fn short_list(vs: &VecDeque<Value>) -> String {
+    let items: Vec<String> = vs.iter().take(20).map(short).collect();
+    format!("[{}] ({} messages)", items.join(", "), vs.len())
 }
 
 /// Parses one received line (its newline removed); None if it is not JSON.
