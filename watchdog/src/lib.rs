@@ -15,6 +15,6 @@ pub mod policy;
 pub mod proxy;
 pub mod supervisor;
 
-pub fn run(_cli: cli::Cli) -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
-}
+pub mod run;
+
+pub use run::run;

@@ -126,7 +126,11 @@ mod tests {
 
     #[test]
     fn deny_wins_over_allow() {
-        let f = ToolFilter::new(&["read_*".into(), "list_*".into()], &["read_secret*".into()]).unwrap();
+        let f = ToolFilter::new(
+            &["read_*".into(), "list_*".into()],
+            &["read_secret*".into()],
+        )
+        .unwrap();
         assert!(f.permits("read_file"));
         assert!(f.permits("list_directory"));
         assert!(!f.permits("read_secrets"));

@@ -101,6 +101,14 @@ pub struct Alert {
     pub evidence_sha256: Option<String>,
     /// A short excerpt of the evidence with anything secret-looking masked.
     pub excerpt: Option<String>,
+    /// In a repeat summary, how many further identical alerts were folded into this one; 0 otherwise.
+    /// Lets stderr and the audit log record a flood without growing per repeat.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Alert {
@@ -125,6 +133,7 @@ impl Alert {
             detail: detail.into(),
             evidence_sha256: None,
             excerpt: None,
+            repeats: 0,
         }
     }
 

@@ -1,0 +1,1051 @@
+//! The Session actor: the client-facing side of the proxy.
+//!
+//! It reads the client's frames, routes requests to upstreams (remapping ids only where they would
+//! collide), fans gateway requests out and merges the answers, relays server→client requests and
+//! notifications, and runs the inline inspectors on every message before it moves on.
+
+use super::merge::{self, Merged, Part, PartAnswer};
+use super::pending::{Origin, Pending, PendingRequests, ServerRequests};
+use super::routing::{self, Directory, FanOut, NameField, Route};
+use crate::alert::rules::{FRAMING, SESSION};
+use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
+use crate::analyze::{Analyzers, Observation};
+use crate::inspect::{Outcome, Pipeline, SubjectMeta};
+use crate::jsonrpc::error::{code, error_response};
+use crate::jsonrpc::head::read_head;
+use crate::jsonrpc::{Frame, Id, Kind, Message, MessageError, Parsed};
+use crate::mcp::methods::CANCELLED;
+use crate::mcp::ListMethod;
+use crate::supervisor::upstream::{ToServer, Upstream};
+use actix::prelude::*;
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// The generic text a client gets for a request or response the policy stopped.
+const BLOCKED_MESSAGE: &str = "Blocked by mcp-watchdog policy";
+
+/// Something happened on an upstream's side.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpstreamEvent {
+    pub upstream: usize,
+    pub event: UpstreamEventKind,
+}
+
+pub enum UpstreamEventKind {
+    Frame(Frame),
+    /// The server is (again) ready for traffic.
+    Up,
+    /// The server exited; `restarting` says whether it will come back.
+    Down {
+        restarting: bool,
+    },
+    /// A message the upstream could not deliver (server failed or its queue was full).
+    Undelivered(Message),
+}
+
+/// The client closed its input.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClientClosed;
+
+/// Resolves once no client request is outstanding, or after `timeout`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    pub timeout: Duration,
+}
+
+/// Stops writing to the client once everything queued is written.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseClient;
+
+pub struct UpstreamLink {
+    pub name: Arc<str>,
+    pub prefix: String,
+    pub addr: Addr<Upstream>,
+}
+
+enum GroupKind {
+    Initialize { requested_version: Option<String> },
+    List(&'static ListMethod),
+    Broadcast,
+}
+
+/// A request fanned out to several upstreams, waiting for their parts.
+struct Group {
+    client_id: Id,
+    kind: GroupKind,
+    waiting: usize,
+    parts: Vec<Part>,
+}
+
+pub struct Session {
+    upstreams: Vec<UpstreamLink>,
+    prefixes: Vec<String>,
+    client_out: Option<mpsc::Sender<Bytes>>,
+    client_writer: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    pipeline: Arc<Pipeline>,
+    alerts: Addr<AlertSink>,
+    analyzers: Analyzers,
+    supervisor: Recipient<ClientClosed>,
+    pending: PendingRequests,
+    server_requests: ServerRequests,
+    groups: HashMap<u64, Group>,
+    directory: Directory,
+    next_internal: u64,
+    drain_waiters: Vec<oneshot::Sender<()>>,
+}
+
+pub struct SessionParts {
+    pub upstreams: Vec<UpstreamLink>,
+    pub client_out: mpsc::Sender<Bytes>,
+    pub client_writer: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub pipeline: Arc<Pipeline>,
+    pub alerts: Addr<AlertSink>,
+    pub analyzers: Analyzers,
+    pub supervisor: Recipient<ClientClosed>,
+}
+
+impl Session {
+    pub fn new(p: SessionParts) -> Self {
+        let n = p.upstreams.len();
+        Session {
+            prefixes: p.upstreams.iter().map(|u| u.prefix.clone()).collect(),
+            upstreams: p.upstreams,
+            client_out: Some(p.client_out),
+            client_writer: Some(p.client_writer),
+            pipeline: p.pipeline,
+            alerts: p.alerts,
+            analyzers: p.analyzers,
+            supervisor: p.supervisor,
+            pending: PendingRequests::new(n),
+            server_requests: ServerRequests::default(),
+            groups: HashMap::new(),
+            directory: Directory::default(),
+            next_internal: 0,
+            drain_waiters: Vec::new(),
+        }
+    }
+
+    fn is_wrap(&self) -> bool {
+        self.prefixes.len() == 1 && self.prefixes[0].is_empty()
+    }
+
+    fn internal_id(&mut self) -> Id {
+        self.next_internal += 1;
+        Id::from_string(&format!("mcp-watchdog:{}", self.next_internal))
+    }
+
+    fn raise(&self, alerts: Vec<Alert>) {
+        for a in alerts {
+            self.alerts.do_send(RaiseAlert(a));
+        }
+    }
+
+    fn observe(
+        &self,
+        upstream: usize,
+        direction: Direction,
+        kind: Kind,
+        method: Option<&str>,
+        raw: &Bytes,
+        blocked: bool,
+    ) {
+        if self.analyzers.is_empty() {
+            return;
+        }
+        self.analyzers.observe(Observation {
+            at: Instant::now(),
+            server: self.upstreams[upstream].name.clone(),
+            direction,
+            kind,
+            method: method.map(Arc::from),
+            raw: raw.clone(),
+            blocked,
+        });
+    }
+
+    // ---- output -------------------------------------------------------------------------
+
+    fn to_client(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+        let Some(tx) = &self.client_out else { return };
+        match tx.try_send(bytes) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(bytes)) => {
+                // Back-pressure: stop reading anything until the client catches up; order holds.
+                let tx = tx.clone();
+                ctx.wait(
+                    async move {
+                        let _ = tx.send(bytes).await;
+                    }
+                    .into_actor(self),
+                );
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn reply_error(&mut self, client_id: &Id, code: i64, message: &str, ctx: &mut Context<Self>) {
+        self.to_client(error_response(Some(client_id), code, message), ctx);
+    }
+
+    fn to_upstream(&self, upstream: usize, msg: Message) {
+        self.upstreams[upstream].addr.do_send(ToServer(msg));
+    }
+
+    /// Answers whoever waits for a request that will not be answered by its upstream.
+    fn fail_origin(
+        &mut self,
+        origin: Origin,
+        upstream: usize,
+        code: i64,
+        message: &str,
+        ctx: &mut Context<Self>,
+    ) {
+        match origin {
+            Origin::Client(client_id) => self.reply_error(&client_id, code, message, ctx),
+            Origin::Part { group } => {
+                let error = serde_json::json!({"code": code, "message": message});
+                self.part_done(
+                    group,
+                    Part {
+                        upstream,
+                        answer: PartAnswer::Error(error),
+                    },
+                    ctx,
+                );
+            }
+        }
+    }
+
+    // ---- client → server ---------------------------------------------------------------
+
+    fn from_client(&mut self, m: Message, ctx: &mut Context<Self>) {
+        match m.kind {
+            Kind::Request => self.client_request(m, ctx),
+            Kind::Notification => self.client_notification(m, ctx),
+            Kind::Result | Kind::Error => self.client_response(m, ctx),
+        }
+    }
+
+    fn client_invalid(&mut self, raw: &[u8], error: MessageError, ctx: &mut Context<Self>) {
+        self.raise(vec![Alert::new(
+            FRAMING,
+            "invalid client message",
+            Severity::Low,
+            ActionTaken::Dropped,
+            format!("client sent a frame that is {error}"),
+        )
+        .direction(Direction::ClientToServer)
+        .evidence(raw)]);
+        let code = if matches!(error, MessageError::NotJsonRpc(_)) {
+            code::INVALID_REQUEST
+        } else {
+            code::PARSE_ERROR
+        };
+        let text = if code == code::PARSE_ERROR {
+            "Parse error"
+        } else {
+            "Invalid Request"
+        };
+        self.to_client(error_response(None, code, text), ctx);
+    }
+
+    fn client_oversize(&mut self, len: u64, head: Bytes, ctx: &mut Context<Self>) {
+        let h = read_head(&head);
+        self.raise(vec![Alert::new(
+            FRAMING,
+            "oversize frame",
+            Severity::Medium,
+            ActionTaken::Dropped,
+            format!("client frame of {len} bytes exceeds the frame limit; skipped"),
+        )
+        .direction(Direction::ClientToServer)
+        .method(h.method.as_deref())
+        .jsonrpc_id(h.id.as_deref())
+        .evidence(&head)]);
+        if let (Some(id), Some(_)) = (h.id, h.method) {
+            self.reply_error(&Id(id.into()), code::REJECTED, "Request too large", ctx);
+        }
+    }
+
+    fn client_request(&mut self, m: Message, ctx: &mut Context<Self>) {
+        let method: Arc<str> = m.method().unwrap_or_default().into();
+        let client_id = m.id.clone().expect("requests have ids");
+        let whole: Option<Value> = if self.is_wrap() {
+            None
+        } else {
+            serde_json::from_slice(&m.raw).ok()
+        };
+        let params = whole.as_ref().and_then(|v| v.get("params"));
+        match routing::route(&method, params, &self.prefixes, &self.directory) {
+            Route::Reject { code, message } => self.reply_error(&client_id, code, &message, ctx),
+            Route::One { upstream, rename } => {
+                let msg = match (rename, whole) {
+                    (Some((field, local)), Some(mut v)) => {
+                        let slot = match field {
+                            NameField::Name => v.pointer_mut("/params/name"),
+                            NameField::RefName => v.pointer_mut("/params/ref/name"),
+                        };
+                        if let Some(slot) = slot {
+                            *slot = Value::String(local);
+                        }
+                        reencode(&v).unwrap_or(m)
+                    }
+                    _ => m,
+                };
+                self.send_request(upstream, msg, Origin::Client(client_id), method, ctx);
+            }
+            Route::FanOut(kind) => self.fan_out(m, whole, client_id, method, kind, ctx),
+        }
+    }
+
+    fn send_request(
+        &mut self,
+        upstream: usize,
+        msg: Message,
+        origin: Origin,
+        method: Arc<str>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.pending.is_full(upstream) {
+            self.raise(vec![Alert::new(
+                SESSION,
+                "too many requests in flight",
+                Severity::Medium,
+                ActionTaken::Blocked,
+                "the upstream has too many requests outstanding",
+            )
+            .server(&*self.upstreams[upstream].name)
+            .method(Some(&method))]);
+            self.fail_origin(
+                origin,
+                upstream,
+                code::UPSTREAM_UNAVAILABLE,
+                "Too many requests in flight",
+                ctx,
+            );
+            return;
+        }
+        let upstream_id = match &origin {
+            Origin::Client(cid) if !self.pending.in_use(upstream, cid) => cid.clone(),
+            _ => self.internal_id(),
+        };
+        let mut msg = if msg.id.as_ref() != Some(&upstream_id) {
+            msg.with_id(&upstream_id)
+        } else {
+            msg
+        };
+        let name = self.upstreams[upstream].name.clone();
+        let meta = SubjectMeta {
+            direction: Direction::ClientToServer,
+            server: &name,
+            kind: Kind::Request,
+            method: Some(&method),
+            id: Some(&upstream_id),
+        };
+        let inspection = self.pipeline.inspect(meta, &msg.raw);
+        self.raise(inspection.alerts);
+        match inspection.outcome {
+            Outcome::Pass => {}
+            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                Ok(rewritten) => msg = rewritten,
+                Err(_) => {
+                    self.fail_origin(
+                        origin,
+                        upstream,
+                        code::INTERNAL_ERROR,
+                        "Internal error",
+                        ctx,
+                    );
+                    return;
+                }
+            },
+            Outcome::Block { .. } => {
+                self.observe(
+                    upstream,
+                    Direction::ClientToServer,
+                    Kind::Request,
+                    Some(&method),
+                    &msg.raw,
+                    true,
+                );
+                self.fail_origin(origin, upstream, code::BLOCKED, BLOCKED_MESSAGE, ctx);
+                return;
+            }
+        }
+        self.observe(
+            upstream,
+            Direction::ClientToServer,
+            Kind::Request,
+            Some(&method),
+            &msg.raw,
+            false,
+        );
+        self.pending
+            .insert(upstream, upstream_id, Pending { origin, method });
+        self.to_upstream(upstream, msg);
+    }
+
+    fn fan_out(
+        &mut self,
+        m: Message,
+        whole: Option<Value>,
+        client_id: Id,
+        method: Arc<str>,
+        kind: FanOut,
+        ctx: &mut Context<Self>,
+    ) {
+        let all = || {
+            (0..self.upstreams.len())
+                .map(|i| (i, m.clone()))
+                .collect::<Vec<_>>()
+        };
+        let (group_kind, targets) = match kind {
+            FanOut::Initialize => {
+                let requested_version = whole
+                    .as_ref()
+                    .and_then(|v| v.pointer("/params/protocolVersion"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                (GroupKind::Initialize { requested_version }, all())
+            }
+            FanOut::Broadcast => (GroupKind::Broadcast, all()),
+            FanOut::List {
+                list,
+                cursors: None,
+            } => (GroupKind::List(list), all()),
+            FanOut::List {
+                list,
+                cursors: Some(cursors),
+            } => {
+                let mut targets = Vec::new();
+                for (upstream, cursor) in cursors
+                    .into_iter()
+                    .filter(|(u, _)| *u < self.upstreams.len())
+                {
+                    let Some(mut v) = whole.clone() else { continue };
+                    v["params"]["cursor"] = Value::String(cursor);
+                    if let Some(msg) = reencode(&v) {
+                        targets.push((upstream, msg));
+                    }
+                }
+                (GroupKind::List(list), targets)
+            }
+        };
+        let group = self.next_internal;
+        self.next_internal += 1;
+        self.groups.insert(
+            group,
+            Group {
+                client_id,
+                kind: group_kind,
+                waiting: targets.len(),
+                parts: Vec::new(),
+            },
+        );
+        if targets.is_empty() {
+            self.finish_group(group, ctx);
+            return;
+        }
+        for (upstream, msg) in targets {
+            self.send_request(upstream, msg, Origin::Part { group }, method.clone(), ctx);
+        }
+    }
+
+    fn part_done(&mut self, group: u64, part: Part, ctx: &mut Context<Self>) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        g.parts.push(part);
+        g.waiting = g.waiting.saturating_sub(1);
+        if g.waiting == 0 {
+            self.finish_group(group, ctx);
+        }
+    }
+
+    fn finish_group(&mut self, group: u64, ctx: &mut Context<Self>) {
+        let Some(g) = self.groups.remove(&group) else {
+            return;
+        };
+        let names: Vec<String> = self.upstreams.iter().map(|u| u.name.to_string()).collect();
+        let merged = match &g.kind {
+            GroupKind::Initialize { requested_version } => {
+                merge::merge_initialize(&g.parts, &names, requested_version.as_deref())
+            }
+            GroupKind::Broadcast => merge::merge_broadcast(&g.parts),
+            GroupKind::List(list) => {
+                let (merged, duplicates) =
+                    merge::merge_list(list, &g.parts, &self.prefixes, &mut self.directory);
+                for name in duplicates {
+                    self.raise(vec![Alert::new(
+                        "SHADOW",
+                        "duplicate name",
+                        Severity::Medium,
+                        ActionTaken::Stripped,
+                        format!("`{name}` is offered by two servers; the first one keeps it"),
+                    )
+                    .method(Some(list.method))
+                    .evidence(name.as_bytes())]);
+                }
+                merged
+            }
+        };
+        let id = g.client_id.as_str();
+        let body = match merged {
+            Merged::Result(v) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{v}}}"#),
+            Merged::Error(e) => format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{e}}}"#),
+        };
+        self.to_client(Bytes::from(body), ctx);
+        self.check_drained();
+    }
+
+    fn client_notification(&mut self, m: Message, _ctx: &mut Context<Self>) {
+        if m.method() == Some(CANCELLED) {
+            // Cancel where the request went, under the id that upstream knows it by.
+            let Ok(v) = serde_json::from_slice::<Value>(&m.raw) else {
+                return;
+            };
+            let Some(request_id) = v
+                .pointer("/params/requestId")
+                .map(|r| Id(r.to_string().into()))
+            else {
+                return;
+            };
+            for (upstream, upstream_id) in self.pending.routes_of(&request_id).to_vec() {
+                let msg = if upstream_id == request_id {
+                    m.clone()
+                } else {
+                    let mut v = v.clone();
+                    v["params"]["requestId"] =
+                        serde_json::from_str(upstream_id.as_str()).unwrap_or(Value::Null);
+                    match reencode(&v) {
+                        Some(msg) => msg,
+                        None => continue,
+                    }
+                };
+                self.forward_notification(upstream, msg);
+            }
+            return;
+        }
+        for upstream in 0..self.upstreams.len() {
+            self.forward_notification(upstream, m.clone());
+        }
+    }
+
+    fn forward_notification(&mut self, upstream: usize, msg: Message) {
+        let name = self.upstreams[upstream].name.clone();
+        let meta = SubjectMeta {
+            direction: Direction::ClientToServer,
+            server: &name,
+            kind: Kind::Notification,
+            method: msg.method(),
+            id: None,
+        };
+        let inspection = self.pipeline.inspect(meta, &msg.raw);
+        self.raise(inspection.alerts);
+        let msg = match inspection.outcome {
+            Outcome::Pass => msg,
+            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            Outcome::Block { .. } => return,
+        };
+        self.observe(
+            upstream,
+            Direction::ClientToServer,
+            Kind::Notification,
+            msg.method(),
+            &msg.raw,
+            false,
+        );
+        self.to_upstream(upstream, msg);
+    }
+
+    fn client_response(&mut self, m: Message, _ctx: &mut Context<Self>) {
+        let Some(client_id) = m.id.clone() else {
+            self.raise(vec![Alert::new(
+                SESSION,
+                "unmatched response",
+                Severity::Low,
+                ActionTaken::Dropped,
+                "client sent a response without an id",
+            )
+            .direction(Direction::ClientToServer)
+            .evidence(&m.raw)]);
+            return;
+        };
+        let Some((upstream, upstream_id)) = self.server_requests.take(&client_id) else {
+            if !self.server_requests.was_orphaned(&client_id) {
+                self.raise(vec![Alert::new(
+                    SESSION,
+                    "unmatched response",
+                    Severity::Low,
+                    ActionTaken::Dropped,
+                    "client answered a request no server sent (or answered twice)",
+                )
+                .direction(Direction::ClientToServer)
+                .jsonrpc_id(Some(client_id.as_str()))
+                .evidence(&m.raw)]);
+            }
+            return;
+        };
+        let msg = if upstream_id != client_id {
+            m.with_id(&upstream_id)
+        } else {
+            m
+        };
+        let name = self.upstreams[upstream].name.clone();
+        let meta = SubjectMeta {
+            direction: Direction::ClientToServer,
+            server: &name,
+            kind: msg.kind,
+            method: None,
+            id: Some(&upstream_id),
+        };
+        let inspection = self.pipeline.inspect(meta, &msg.raw);
+        self.raise(inspection.alerts);
+        let msg = match inspection.outcome {
+            Outcome::Pass => msg,
+            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            Outcome::Block { .. } => Message::parse_object(error_response(
+                Some(&upstream_id),
+                code::BLOCKED,
+                BLOCKED_MESSAGE,
+            ))
+            .expect("valid error"),
+        };
+        self.observe(
+            upstream,
+            Direction::ClientToServer,
+            msg.kind,
+            None,
+            &msg.raw,
+            false,
+        );
+        self.to_upstream(upstream, msg);
+    }
+
+    // ---- server → client ---------------------------------------------------------------
+
+    fn upstream_frame(&mut self, upstream: usize, frame: Frame, ctx: &mut Context<Self>) {
+        match frame {
+            Frame::Oversize { len, head } => {
+                let h = read_head(&head);
+                self.raise(vec![Alert::new(
+                    FRAMING,
+                    "oversize frame",
+                    Severity::Medium,
+                    ActionTaken::Dropped,
+                    format!("server frame of {len} bytes exceeds the frame limit; skipped"),
+                )
+                .server(&*self.upstreams[upstream].name)
+                .direction(Direction::ServerToClient)
+                .method(h.method.as_deref())
+                .jsonrpc_id(h.id.as_deref())
+                .evidence(&head)]);
+                if let Some(id) = h.id.filter(|_| h.method.is_none()) {
+                    if let Some(p) = self.pending.take(upstream, &Id(id.into())) {
+                        self.fail_origin(
+                            p.origin,
+                            upstream,
+                            code::REJECTED,
+                            "Response too large",
+                            ctx,
+                        );
+                        self.check_drained();
+                    }
+                }
+            }
+            Frame::Line(raw) => match Message::parse_frame(raw.clone()) {
+                Ok(Parsed::Single(m)) => self.from_upstream(upstream, m, ctx),
+                Ok(Parsed::Batch(items)) => {
+                    for item in items {
+                        match item {
+                            Ok(m) => self.from_upstream(upstream, m, ctx),
+                            Err((bytes, e)) => self.upstream_invalid(upstream, &bytes, e),
+                        }
+                    }
+                }
+                Err(e) => self.upstream_invalid(upstream, &raw, e),
+            },
+        }
+    }
+
+    fn upstream_invalid(&mut self, upstream: usize, raw: &[u8], error: MessageError) {
+        self.raise(vec![Alert::new(
+            FRAMING,
+            "invalid server output",
+            Severity::Medium,
+            ActionTaken::Dropped,
+            format!("server wrote a line that is {error}; not forwarded"),
+        )
+        .server(&*self.upstreams[upstream].name)
+        .direction(Direction::ServerToClient)
+        .evidence(raw)]);
+    }
+
+    fn from_upstream(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
+        match m.kind {
+            Kind::Request => self.server_request(upstream, m, ctx),
+            Kind::Notification => self.server_notification(upstream, m, ctx),
+            Kind::Result | Kind::Error => self.server_response(upstream, m, ctx),
+        }
+    }
+
+    fn server_request(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
+        let upstream_id = m.id.clone().expect("requests have ids");
+        let name = self.upstreams[upstream].name.clone();
+        let meta = SubjectMeta {
+            direction: Direction::ServerToClient,
+            server: &name,
+            kind: Kind::Request,
+            method: m.method(),
+            id: Some(&upstream_id),
+        };
+        let inspection = self.pipeline.inspect(meta, &m.raw);
+        self.raise(inspection.alerts);
+        let msg = match inspection.outcome {
+            Outcome::Pass => m,
+            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            Outcome::Block { .. } => {
+                self.observe(
+                    upstream,
+                    Direction::ServerToClient,
+                    Kind::Request,
+                    m.method(),
+                    &m.raw,
+                    true,
+                );
+                let refusal = error_response(Some(&upstream_id), code::BLOCKED, BLOCKED_MESSAGE);
+                self.to_upstream(
+                    upstream,
+                    Message::parse_object(refusal).expect("valid error"),
+                );
+                return;
+            }
+        };
+        // Two servers may use the same id; the second one gets a fresh id toward the client.
+        let client_id = if self.server_requests.in_use(&upstream_id) {
+            self.internal_id()
+        } else {
+            upstream_id.clone()
+        };
+        let msg = if client_id != upstream_id {
+            msg.with_id(&client_id)
+        } else {
+            msg
+        };
+        self.server_requests
+            .insert(client_id, upstream, upstream_id);
+        self.observe(
+            upstream,
+            Direction::ServerToClient,
+            Kind::Request,
+            msg.method(),
+            &msg.raw,
+            false,
+        );
+        self.to_client(msg.raw, ctx);
+    }
+
+    fn server_notification(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
+        let name = self.upstreams[upstream].name.clone();
+        let meta = SubjectMeta {
+            direction: Direction::ServerToClient,
+            server: &name,
+            kind: Kind::Notification,
+            method: m.method(),
+            id: None,
+        };
+        let inspection = self.pipeline.inspect(meta, &m.raw);
+        self.raise(inspection.alerts);
+        let mut msg = match inspection.outcome {
+            Outcome::Pass => m,
+            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                Ok(m) => m,
+                Err(_) => return,
+            },
+            Outcome::Block { .. } => {
+                self.observe(
+                    upstream,
+                    Direction::ServerToClient,
+                    Kind::Notification,
+                    m.method(),
+                    &m.raw,
+                    true,
+                );
+                return;
+            }
+        };
+        if msg.method() == Some(CANCELLED) {
+            // A server cancelling its own request: use the id the client knows it by.
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&msg.raw) {
+                if let Some(rid) = v
+                    .pointer("/params/requestId")
+                    .map(|r| Id(r.to_string().into()))
+                {
+                    if let Some(cid) = self.server_requests.client_id_of(upstream, &rid).cloned() {
+                        if cid != rid {
+                            v["params"]["requestId"] =
+                                serde_json::from_str(cid.as_str()).unwrap_or(Value::Null);
+                            if let Some(re) = reencode(&v) {
+                                msg = re;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.observe(
+            upstream,
+            Direction::ServerToClient,
+            Kind::Notification,
+            msg.method(),
+            &msg.raw,
+            false,
+        );
+        self.to_client(msg.raw, ctx);
+    }
+
+    fn server_response(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
+        let name = self.upstreams[upstream].name.clone();
+        let pending = m.id.as_ref().and_then(|id| self.pending.take(upstream, id));
+        let Some(pending) = pending else {
+            self.raise(vec![Alert::new(
+                SESSION,
+                "unsolicited response",
+                Severity::High,
+                ActionTaken::Dropped,
+                "server sent a response to an id the client never sent (or a duplicate)",
+            )
+            .server(&*name)
+            .direction(Direction::ServerToClient)
+            .jsonrpc_id(m.id.as_ref().map(Id::as_str))
+            .evidence(&m.raw)]);
+            return;
+        };
+        let meta = SubjectMeta {
+            direction: Direction::ServerToClient,
+            server: &name,
+            kind: m.kind,
+            method: Some(&pending.method),
+            id: m.id.as_ref(),
+        };
+        let inspection = self.pipeline.inspect(meta, &m.raw);
+        self.raise(inspection.alerts);
+        let blocked = matches!(inspection.outcome, Outcome::Block { .. });
+        let forwarded = match inspection.outcome {
+            Outcome::Pass => Some(m),
+            Outcome::Rewrite(bytes) => Message::parse_object(bytes).ok(),
+            Outcome::Block { .. } => None,
+        };
+        self.observe(
+            upstream,
+            Direction::ServerToClient,
+            forwarded.as_ref().map_or(Kind::Error, |f| f.kind),
+            Some(&pending.method),
+            forwarded.as_ref().map_or(&Bytes::new(), |f| &f.raw),
+            blocked,
+        );
+        match (pending.origin, forwarded) {
+            (Origin::Client(client_id), Some(msg)) => {
+                let msg = if msg.id.as_ref() != Some(&client_id) {
+                    msg.with_id(&client_id)
+                } else {
+                    msg
+                };
+                self.to_client(msg.raw, ctx);
+            }
+            (Origin::Client(client_id), None) => {
+                self.reply_error(&client_id, code::BLOCKED, BLOCKED_MESSAGE, ctx)
+            }
+            (Origin::Part { group }, forwarded) => {
+                let answer =
+                    match forwarded.and_then(|f| serde_json::from_slice::<Value>(&f.raw).ok()) {
+                        Some(mut v) if v.get("result").is_some() => {
+                            PartAnswer::Result(v["result"].take())
+                        }
+                        Some(mut v) => PartAnswer::Error(v["error"].take()),
+                        None => PartAnswer::Error(
+                            serde_json::json!({"code": code::BLOCKED, "message": BLOCKED_MESSAGE}),
+                        ),
+                    };
+                self.part_done(group, Part { upstream, answer }, ctx);
+            }
+        }
+        self.check_drained();
+    }
+
+    fn upstream_down(&mut self, upstream: usize, restarting: bool, ctx: &mut Context<Self>) {
+        let message = if restarting {
+            "Upstream server exited; it is being restarted"
+        } else {
+            "Upstream server exited"
+        };
+        for (_, p) in self.pending.take_all(upstream) {
+            match p.origin {
+                Origin::Part { group } => self.part_done(
+                    group,
+                    Part {
+                        upstream,
+                        answer: PartAnswer::Gone,
+                    },
+                    ctx,
+                ),
+                origin => {
+                    self.fail_origin(origin, upstream, code::UPSTREAM_UNAVAILABLE, message, ctx)
+                }
+            }
+        }
+        self.server_requests.orphan_all(upstream);
+        self.check_drained();
+    }
+
+    fn undelivered(&mut self, upstream: usize, msg: Message, ctx: &mut Context<Self>) {
+        if msg.kind != Kind::Request {
+            return;
+        }
+        if let Some(p) = msg
+            .id
+            .as_ref()
+            .and_then(|id| self.pending.take(upstream, id))
+        {
+            match p.origin {
+                Origin::Part { group } => self.part_done(
+                    group,
+                    Part {
+                        upstream,
+                        answer: PartAnswer::Gone,
+                    },
+                    ctx,
+                ),
+                origin => self.fail_origin(
+                    origin,
+                    upstream,
+                    code::UPSTREAM_UNAVAILABLE,
+                    "Upstream server unavailable",
+                    ctx,
+                ),
+            }
+            self.check_drained();
+        }
+    }
+
+    fn check_drained(&mut self) {
+        if !self.drain_waiters.is_empty()
+            && self.pending.client_requests_outstanding() == 0
+            && self.groups.is_empty()
+        {
+            for w in self.drain_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+/// A rewritten message, serialized again.
+fn reencode(v: &Value) -> Option<Message> {
+    Message::parse_object(Bytes::from(serde_json::to_vec(v).ok()?)).ok()
+}
+
+impl Actor for Session {
+    type Context = Context<Self>;
+}
+
+impl StreamHandler<std::io::Result<Frame>> for Session {
+    fn handle(&mut self, item: std::io::Result<Frame>, ctx: &mut Context<Self>) {
+        match item {
+            Err(e) => tracing::warn!("reading from the client failed: {e}"),
+            Ok(Frame::Oversize { len, head }) => self.client_oversize(len, head, ctx),
+            Ok(Frame::Line(raw)) => match Message::parse_frame(raw.clone()) {
+                Ok(Parsed::Single(m)) => self.from_client(m, ctx),
+                Ok(Parsed::Batch(items)) => {
+                    for item in items {
+                        match item {
+                            Ok(m) => self.from_client(m, ctx),
+                            Err((bytes, e)) => self.client_invalid(&bytes, e, ctx),
+                        }
+                    }
+                }
+                Err(e) => self.client_invalid(&raw, e, ctx),
+            },
+        }
+    }
+
+    /// The client closed its input: the supervisor runs the shutdown (the session lives on to
+    /// deliver replies still in flight).
+    fn finished(&mut self, _ctx: &mut Context<Self>) {
+        self.supervisor.do_send(ClientClosed);
+    }
+}
+
+impl Handler<UpstreamEvent> for Session {
+    type Result = ();
+
+    fn handle(&mut self, ev: UpstreamEvent, ctx: &mut Context<Self>) {
+        match ev.event {
+            UpstreamEventKind::Frame(frame) => self.upstream_frame(ev.upstream, frame, ctx),
+            UpstreamEventKind::Up => {
+                tracing::debug!("upstream {} is up", self.upstreams[ev.upstream].name)
+            }
+            UpstreamEventKind::Down { restarting } => {
+                self.upstream_down(ev.upstream, restarting, ctx)
+            }
+            UpstreamEventKind::Undelivered(msg) => self.undelivered(ev.upstream, msg, ctx),
+        }
+    }
+}
+
+impl Handler<Drain> for Session {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.drain_waiters.push(tx);
+        self.check_drained();
+        ctx.run_later(msg.timeout, |act, _| {
+            for w in act.drain_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        });
+        Box::pin(
+            async move {
+                let _ = rx.await;
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<CloseClient> for Session {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: CloseClient, _ctx: &mut Context<Self>) -> Self::Result {
+        self.client_out = None;
+        let writer = self.client_writer.take();
+        Box::pin(async move {
+            if let Some(w) = writer {
+                match w.await {
+                    Ok(Err(e)) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                        tracing::warn!("writing to the client failed: {e}")
+                    }
+                    _ => {}
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,182 @@
+//! The client's end: the watchdog's own stdin and stdout, and a writer task per output.
+//!
+//! Pipes and sockets are driven by the reactor directly (tokio's portable stdin goes through the
+//! blocking pool on every read, which costs latency on every message). Regular files, /dev/null and
+//! terminals fall back to tokio's portable handles: epoll cannot watch files, and making a shared
+//! terminal non-blocking would break the shell that owns it.
+
+use bytes::Bytes;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter, ReadBuf};
+use tokio::sync::mpsc;
+
+/// A descriptor the process keeps for its whole life (0 or 1), made non-blocking.
+pub struct Borrowed(RawFd);
+
+impl AsRawFd for Borrowed {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+fn pollable(fd: RawFd) -> bool {
+    match nix::sys::stat::fstat(fd) {
+        Ok(st) => {
+            let kind = st.st_mode & libc::S_IFMT;
+            kind == libc::S_IFIFO || kind == libc::S_IFSOCK
+        }
+        Err(_) => false,
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn reactor_fd(fd: RawFd, interest: Interest) -> Option<AsyncFd<Borrowed>> {
+    if !pollable(fd) || set_nonblocking(fd).is_err() {
+        return None;
+    }
+    // SAFETY: descriptors 0 and 1 stay open, on the same file description, for the whole life
+    // of the process.
+    unsafe { AsyncFd::register_with_interest(Borrowed(fd), interest) }.ok()
+}
+
+pub enum Stdin {
+    Reactor(AsyncFd<Borrowed>),
+    Portable(tokio::io::Stdin),
+}
+
+pub fn stdin() -> Stdin {
+    match reactor_fd(0, Interest::READABLE) {
+        Some(fd) => Stdin::Reactor(fd),
+        None => Stdin::Portable(tokio::io::stdin()),
+    }
+}
+
+impl AsyncRead for Stdin {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stdin::Portable(s) => Pin::new(s).poll_read(cx, buf),
+            Stdin::Reactor(fd) => loop {
+                let mut guard = ready!(fd.poll_read_ready(cx))?;
+                let unfilled = buf.initialize_unfilled();
+                let res = guard.try_io(|inner| {
+                    let n = unsafe {
+                        libc::read(
+                            inner.as_raw_fd(),
+                            unfilled.as_mut_ptr().cast(),
+                            unfilled.len(),
+                        )
+                    };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(n as usize)
+                    }
+                });
+                match res {
+                    Ok(Ok(n)) => {
+                        buf.advance(n);
+                        return Poll::Ready(Ok(()));
+                    }
+                    Ok(Err(e)) => return Poll::Ready(Err(e)),
+                    Err(_would_block) => continue,
+                }
+            },
+        }
+    }
+}
+
+pub enum Stdout {
+    Reactor(AsyncFd<Borrowed>),
+    Portable(tokio::io::Stdout),
+}
+
+pub fn stdout() -> Stdout {
+    match reactor_fd(1, Interest::WRITABLE) {
+        Some(fd) => Stdout::Reactor(fd),
+        None => Stdout::Portable(tokio::io::stdout()),
+    }
+}
+
+impl AsyncWrite for Stdout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stdout::Portable(s) => Pin::new(s).poll_write(cx, data),
+            Stdout::Reactor(fd) => loop {
+                let mut guard = ready!(fd.poll_write_ready(cx))?;
+                let res = guard.try_io(|inner| {
+                    let n =
+                        unsafe { libc::write(inner.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok(n as usize)
+                    }
+                });
+                match res {
+                    Ok(r) => return Poll::Ready(r),
+                    Err(_would_block) => continue,
+                }
+            },
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stdout::Portable(s) => Pin::new(s).poll_flush(cx),
+            Stdout::Reactor(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stdout::Portable(s) => Pin::new(s).poll_shutdown(cx),
+            Stdout::Reactor(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Messages waiting for a writer; back-pressure beyond this.
+pub const OUTBOX_CAPACITY: usize = 1024;
+
+/// Spawns a task that writes each message followed by `\n`, flushing whenever the queue runs dry.
+/// The task ends when every sender is dropped (after writing what was queued) or on a write error.
+pub fn spawn_line_writer<W: AsyncWrite + Unpin + 'static>(
+    writer: W,
+) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<io::Result<()>>) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(OUTBOX_CAPACITY);
+    let task = tokio::task::spawn_local(async move {
+        let mut out = BufWriter::with_capacity(64 * 1024, writer);
+        while let Some(first) = rx.recv().await {
+            out.write_all(&first).await?;
+            out.write_all(b"\n").await?;
+            while let Ok(next) = rx.try_recv() {
+                out.write_all(&next).await?;
+                out.write_all(b"\n").await?;
+            }
+            out.flush().await?;
+        }
+        out.flush().await?;
+        out.shutdown().await
+    });
+    (tx, task)
+}

@@ -1,0 +1,216 @@
+//! From a parsed command line to a running proxy (or a subcommand), and back to an exit status.
+
+use crate::alert::{self, AlertSink, AlertSinkConfig, StderrStyle};
+use crate::analyze::Analyzers;
+use crate::cli::{AuditCommand, Cli, Command, ProxyArgs};
+use crate::config::Settings;
+use crate::inspect::tool_policy::ToolPolicy;
+use crate::inspect::Pipeline;
+use crate::jsonrpc::frame_stream;
+use crate::proxy::session::{Session, SessionParts, UpstreamLink};
+use crate::proxy::stdio;
+use crate::supervisor::process_tree::ProcessTrees;
+use crate::supervisor::spawn::become_subreaper;
+use crate::supervisor::upstream::Upstream;
+use crate::supervisor::Supervisor;
+use actix::prelude::*;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status for bad command lines and configs.
+const USAGE_ERROR: u8 = 2;
+
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing(cli.proxy.verbose);
+    match cli.command {
+        Some(Command::Demo(args)) => crate::demo::run(args),
+        Some(Command::DemoServer) => crate::demo::server::run(),
+        Some(Command::Audit(AuditCommand::Verify { file })) => verify_audit(file, &cli.proxy),
+        None => run_proxy(&cli.proxy),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MCP_WATCHDOG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Diagnostics go to stderr only: stdout belongs to the JSON-RPC stream.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn verify_audit(file: Option<std::path::PathBuf>, args: &ProxyArgs) -> ExitCode {
+    let configured = || -> Option<std::path::PathBuf> {
+        let from_config = args
+            .config
+            .as_ref()
+            .and_then(|p| crate::config::load_file(p).ok())
+            .and_then(|c| c.alerts.audit_log);
+        args.audit_log
+            .clone()
+            .or(from_config)
+            .or_else(alert::default_audit_path)
+    };
+    let Some(path) = file.or_else(configured) else {
+        eprintln!("mcp-watchdog: no audit log path (give one, or set $XDG_STATE_HOME or $HOME)");
+        return ExitCode::from(USAGE_ERROR);
+    };
+    match alert::verify(&path) {
+        Ok(report) => {
+            println!("{}: {report}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("{}: TAMPERED: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_proxy(args: &ProxyArgs) -> ExitCode {
+    let settings = match Settings::from_args(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mcp-watchdog: {e:#}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    let system = System::new();
+    if let Err(e) = system.block_on(async { start(settings) }) {
+        eprintln!("mcp-watchdog: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    match system.run_with_code() {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("mcp-watchdog: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn alert_sink(settings: &Settings) -> AlertSink {
+    let stderr = if settings.quiet {
+        StderrStyle::Quiet
+    } else if settings.alerts_json {
+        StderrStyle::Json
+    } else {
+        StderrStyle::Human {
+            colour: alert::colour_enabled_for_stderr(),
+        }
+    };
+    let audit_path = settings
+        .audit_log
+        .clone()
+        .or_else(alert::default_audit_path);
+    if audit_path.is_none() {
+        tracing::warn!("no audit log: neither --audit-log, $XDG_STATE_HOME nor $HOME is set");
+    }
+    let config = AlertSinkConfig {
+        stderr,
+        audit_path,
+        repeat_window: settings.repeat_window,
+    };
+    match AlertSink::new(config) {
+        Ok(sink) => sink,
+        Err(e) => {
+            // A proxy that refuses to start breaks the user's assistant; run, and say so loudly.
+            eprintln!(
+                "mcp-watchdog: WARNING: cannot open the audit log ({e}); alerts go to stderr only"
+            );
+            let stderr = if settings.quiet {
+                StderrStyle::Human { colour: false }
+            } else {
+                match settings.alerts_json {
+                    true => StderrStyle::Json,
+                    false => StderrStyle::Human {
+                        colour: alert::colour_enabled_for_stderr(),
+                    },
+                }
+            };
+            AlertSink::new(AlertSinkConfig {
+                stderr,
+                audit_path: None,
+                repeat_window: settings.repeat_window,
+            })
+            .expect("no audit log to open")
+        }
+    }
+}
+
+fn pipeline(settings: &Settings) -> Pipeline {
+    let filters = settings
+        .servers
+        .iter()
+        .map(|s| (s.name.clone(), s.tools.clone()))
+        .collect();
+    Pipeline::new(
+        settings.policy.clone(),
+        vec![Box::new(ToolPolicy::new(filters))],
+    )
+}
+
+/// Starts every actor; runs inside the actix system.
+fn start(settings: Settings) -> anyhow::Result<()> {
+    if let Err(e) = become_subreaper() {
+        tracing::warn!(
+            "cannot become a child subreaper ({e}); orphaned server processes may escape tracking"
+        );
+    }
+    let alerts = alert_sink(&settings).start();
+    let (client_out, client_writer) = stdio::spawn_line_writer(stdio::stdout());
+    let supervisor_ctx = Context::<Supervisor>::new();
+    let mut session_ctx = Context::<Session>::new();
+    let trees = ProcessTrees::new();
+    let upstreams: Vec<Addr<Upstream>> = (0..settings.servers.len())
+        .map(|i| {
+            Upstream::new(
+                i,
+                &settings,
+                session_ctx.address().recipient(),
+                supervisor_ctx.address().recipient(),
+                alerts.clone(),
+                trees.clone(),
+            )
+            .start()
+        })
+        .collect();
+    let links = settings
+        .servers
+        .iter()
+        .zip(&upstreams)
+        .map(|(s, addr)| UpstreamLink {
+            name: s.name.as_str().into(),
+            prefix: s.prefix.clone(),
+            addr: addr.clone(),
+        })
+        .collect();
+    let session = Session::new(SessionParts {
+        upstreams: links,
+        client_out,
+        client_writer,
+        pipeline: Arc::new(pipeline(&settings)),
+        alerts: alerts.clone(),
+        analyzers: Analyzers::default(),
+        supervisor: supervisor_ctx.address().recipient(),
+    });
+    session_ctx.add_stream(frame_stream(stdio::stdin(), settings.max_frame));
+    let session_addr = session_ctx.run(session);
+    supervisor_ctx.run(Supervisor::new(
+        upstreams,
+        session_addr,
+        alerts,
+        settings.drain_timeout,
+        settings.shutdown_grace,
+        settings.is_wrap(),
+    ));
+    Ok(())
+}
