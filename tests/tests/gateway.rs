@@ -280,6 +280,17 @@ fn server_requests_with_the_same_id_from_two_upstreams_are_told_apart() {
     }
 }
 
+/// A second upstream for the policy tests: with a single `[[server]]` the gateway behaves like wrap mode
+/// (no prefixes), and these tests are about the gateway.
+fn other_server() -> String {
+    server_toml("other", &["--tools", "misc"], "")
+}
+
+/// The list filtering raises its own TOOL-POLICY alert; the call's is the one with method tools/call.
+fn call_policy_alert(a: &Value) -> bool {
+    a["rule"] == "TOOL-POLICY" && a["method"] == "tools/call"
+}
+
 #[test]
 fn denied_tools_vanish_from_the_list_and_are_blocked_at_call_time() {
     let dir = TestDir::new();
@@ -292,12 +303,12 @@ fn denied_tools_vanish_from_the_list_and_are_blocked_at_call_time() {
             &dir.p("f.rec"),
         ],
         "tools.deny = [\"delete_*\"]",
-    );
+    ) + &other_server();
     let mut wd = Watchdog::gateway(&dir, &[], &config);
     wd.initialize();
     assert_eq!(
-        list_all(&mut wd, "tools/list", "tools"),
-        strs(&["files__read_file"])
+        sorted(&list_all(&mut wd, "tools/list", "tools")),
+        strs(&["files__read_file", "other__misc"])
     );
 
     let blocked = wd.request(
@@ -305,7 +316,7 @@ fn denied_tools_vanish_from_the_list_and_are_blocked_at_call_time() {
         json!({"name": "files__delete_file", "arguments": {}}),
     );
     assert!(is_error(&blocked), "{}", short(&blocked));
-    let alert = wd.wait_rule("TOOL-POLICY", REPLY_TIMEOUT);
+    let alert = wd.wait_alert("TOOL-POLICY for the call", REPLY_TIMEOUT, call_policy_alert);
     assert_eq!(alert["action"], "blocked", "{alert}");
     assert_eq!(alert["server"], "files", "{alert}");
 
@@ -333,19 +344,20 @@ fn an_allow_list_admits_only_matching_tools() {
             &dir.p("f.rec"),
         ],
         "tools.allow = [\"read_*\"]",
-    );
+    ) + &other_server();
     let mut wd = Watchdog::gateway(&dir, &[], &config);
     wd.initialize();
     assert_eq!(
         sorted(&list_all(&mut wd, "tools/list", "tools")),
-        strs(&["files__read_dir", "files__read_file"])
+        strs(&["files__read_dir", "files__read_file", "other__misc"])
     );
     let blocked = wd.request(
         "tools/call",
         json!({"name": "files__write_file", "arguments": {}}),
     );
     assert!(is_error(&blocked), "{}", short(&blocked));
-    wd.wait_rule("TOOL-POLICY", REPLY_TIMEOUT);
+    let alert = wd.wait_alert("TOOL-POLICY for the call", REPLY_TIMEOUT, call_policy_alert);
+    assert_eq!(alert["action"], "blocked", "{alert}");
     assert!(calls(&dir, "f.rec").is_empty());
 }
 
@@ -361,7 +373,7 @@ fn monitor_mode_reports_a_denied_call_but_lets_it_through() {
             &dir.p("f.rec"),
         ],
         "tools.deny = [\"delete_*\"]",
-    );
+    ) + &other_server();
     let mut wd = Watchdog::gateway(&dir, &["--monitor"], &config);
     wd.initialize();
     let r = wd.call_ok(
@@ -369,10 +381,10 @@ fn monitor_mode_reports_a_denied_call_but_lets_it_through() {
         json!({"name": "files__delete_file", "arguments": {}}),
     );
     assert_eq!(r["echo"]["name"], "delete_file");
-    let alert = wd.wait_rule("TOOL-POLICY", REPLY_TIMEOUT);
-    assert_ne!(
-        alert["action"], "blocked",
-        "monitor mode never blocks: {alert}"
+    let alert = wd.wait_alert("TOOL-POLICY for the call", REPLY_TIMEOUT, call_policy_alert);
+    assert_eq!(
+        alert["action"], "alerted",
+        "monitor mode only reports: {alert}"
     );
 }
 
