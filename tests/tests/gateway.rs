@@ -10,6 +10,11 @@ use watchdog_tests::harness::{
 
 /// Follows nextCursor through a list method, bounded; returns the items' names in order.
 fn list_all(wd: &mut Watchdog, method: &str, key: &str) -> Vec<String> {
+    list_field(wd, method, key, "name")
+}
+
+/// Like `list_all`, collecting `field` of each item.
+fn list_field(wd: &mut Watchdog, method: &str, key: &str, field: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..50 {
@@ -21,7 +26,12 @@ fn list_all(wd: &mut Watchdog, method: &str, key: &str) -> Vec<String> {
         let items = result[key]
             .as_array()
             .unwrap_or_else(|| panic!("{method}: no {key} array in {}", short(&result)));
-        names.extend(items.iter().map(|t| t["name"].as_str().unwrap().to_owned()));
+        names.extend(items.iter().map(|t| {
+            t[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method}: item without {field}: {t}"))
+                .to_owned()
+        }));
         match result.get("nextCursor").and_then(Value::as_str) {
             Some(c) => cursor = Some(c.to_owned()),
             None => return names,
@@ -213,20 +223,109 @@ fn client_ids_are_kept_apart_on_each_upstream_and_answers_come_back_right() {
     }
 }
 
+/// Both upstreams send the same server→client request with the same id while both calls are in
+/// flight; the client must see two distinct ids, and each answer must reach the upstream that asked,
+/// under its own id.
+fn same_id_server_requests(method: &str, id: &str) {
+    let dir = TestDir::new();
+    let fake = |name: &str| {
+        server_toml(
+            name,
+            &[
+                "--name",
+                name,
+                "--tools",
+                "ask",
+                "--sampling-request-id",
+                id,
+                "--server-request-method",
+                method,
+            ],
+            "",
+        )
+    };
+    let mut wd = Watchdog::gateway(&dir, &[], &(fake("a") + &fake("b")));
+    wd.initialize();
+    wd.send(&json!({"jsonrpc":"2.0","id":100,"method":"tools/call","params":{"name":"a__ask","arguments":{}}}));
+    wd.send(&json!({"jsonrpc":"2.0","id":101,"method":"tools/call","params":{"name":"b__ask","arguments":{}}}));
+
+    let is_ours = |m: &Value| m["method"] == method && m.get("id").is_some();
+    let s1 = wd.recv_matching("a server request", REPLY_TIMEOUT, is_ours);
+    let s2 = wd.recv_matching("a second server request", REPLY_TIMEOUT, is_ours);
+    assert_ne!(
+        s1["id"], s2["id"],
+        "{method}: both upstreams used id {id}; the client must see distinct ids"
+    );
+    // Answer in the opposite order, each naming the question it answers, so a mix-up shows.
+    for s in [&s2, &s1] {
+        let p = &s["params"];
+        let question = p["messages"][0]["content"]["text"]
+            .as_str()
+            .or(p["message"].as_str())
+            .or(p["_meta"]["question"].as_str())
+            .unwrap_or_else(|| panic!("no question in {s}"));
+        let answer = format!("answer to {question}");
+        let mut result = match method {
+            "sampling/createMessage" => json!({"role":"assistant","model":"e2e",
+                "content":{"type":"text","text":answer}}),
+            "elicitation/create" => json!({"action":"accept","content":{"answer":answer}}),
+            "roots/list" => json!({"roots":[{"uri":"file:///tmp/e2e-root","name":answer}]}),
+            _ => json!({}),
+        };
+        result["_meta"] = json!({ "answer": answer });
+        wd.send(&json!({"jsonrpc":"2.0","id":s["id"],"result":result}));
+    }
+    let want_id: Value = serde_json::from_str(id).unwrap();
+    for (call, server) in [(100, "a"), (101, "b")] {
+        let r = wd.response(&json!(call), REPLY_TIMEOUT);
+        let sampled = &r["result"]["sampled"];
+        assert_eq!(r["result"]["server"], server, "{}", short(&r));
+        assert_eq!(
+            sampled["id"], want_id,
+            "{method}: upstream {server} got its own id back: {sampled}"
+        );
+        assert_eq!(
+            sampled["result"]["_meta"]["answer"],
+            format!("answer to question from {server}"),
+            "{method}: upstream {server} got the other one's answer: {sampled}"
+        );
+    }
+}
+
 #[test]
-fn server_requests_with_the_same_id_from_two_upstreams_are_told_apart() {
+fn sampling_requests_with_the_same_id_from_two_upstreams_are_told_apart() {
+    same_id_server_requests("sampling/createMessage", "7");
+}
+
+#[test]
+fn elicitation_requests_with_the_same_id_from_two_upstreams_are_told_apart() {
+    same_id_server_requests("elicitation/create", "\"q\"");
+}
+
+#[test]
+fn roots_requests_with_the_same_id_from_two_upstreams_are_told_apart() {
+    same_id_server_requests("roots/list", "0");
+}
+
+#[test]
+fn pings_with_the_same_id_from_two_upstreams_are_told_apart() {
+    same_id_server_requests("ping", "1");
+}
+
+#[test]
+fn resources_and_templates_are_merged_across_pages_and_upstreams() {
     let dir = TestDir::new();
     let config = server_toml(
         "a",
         &[
             "--name",
             "a",
-            "--tools",
-            "ask",
-            "--sampling-request-id",
-            "7",
-            "--record",
-            &dir.p("a.rec"),
+            "--resources",
+            "r1,r2,r3",
+            "--templates",
+            "t1",
+            "--page-size",
+            "2",
         ],
         "",
     ) + &server_toml(
@@ -234,50 +333,42 @@ fn server_requests_with_the_same_id_from_two_upstreams_are_told_apart() {
         &[
             "--name",
             "b",
-            "--tools",
-            "ask",
-            "--sampling-request-id",
-            "7",
-            "--record",
-            &dir.p("b.rec"),
+            "--resources",
+            "s1",
+            "--templates",
+            "t2,t3",
+            "--page-size",
+            "1",
         ],
         "",
     );
     let mut wd = Watchdog::gateway(&dir, &[], &config);
-    wd.initialize();
-    wd.send(&json!({"jsonrpc":"2.0","id":100,"method":"tools/call","params":{"name":"a__ask","arguments":{}}}));
-    wd.send(&json!({"jsonrpc":"2.0","id":101,"method":"tools/call","params":{"name":"b__ask","arguments":{}}}));
-
-    let is_sampling = |m: &Value| m["method"] == "sampling/createMessage";
-    let s1 = wd.recv_matching("a sampling request", REPLY_TIMEOUT, is_sampling);
-    let s2 = wd.recv_matching("a second sampling request", REPLY_TIMEOUT, is_sampling);
-    assert_ne!(
-        s1["id"], s2["id"],
-        "both upstreams used id 7; the client must see distinct ids"
+    let init = wd.initialize();
+    assert!(init["capabilities"].get("resources").is_some(), "{init}");
+    let uris = list_field(&mut wd, "resources/list", "resources", "uri");
+    assert_eq!(
+        sorted(&uris),
+        strs(&[
+            "file:///a/r1",
+            "file:///a/r2",
+            "file:///a/r3",
+            "file:///b/s1"
+        ])
     );
-    // Answer in the opposite order, each with text naming the question, so a mix-up shows.
-    for s in [&s2, &s1] {
-        let question = s["params"]["messages"][0]["content"]["text"]
-            .as_str()
-            .unwrap();
-        wd.send(&json!({"jsonrpc":"2.0","id":s["id"],"result":{
-            "role":"assistant","model":"e2e",
-            "content":{"type":"text","text":format!("answer to {question}")}}}));
-    }
-    for (id, server) in [(100, "a"), (101, "b")] {
-        let r = wd.response(&json!(id), REPLY_TIMEOUT);
-        let sampled = &r["result"]["sampled"];
-        assert_eq!(r["result"]["server"], server, "{}", short(&r));
-        assert_eq!(
-            sampled["id"], 7,
-            "upstream {server} got its own id back: {sampled}"
-        );
-        assert_eq!(
-            sampled["result"]["content"]["text"],
-            format!("answer to question from {server}"),
-            "upstream {server} got the other one's answer"
-        );
-    }
+    let templates = list_field(
+        &mut wd,
+        "resources/templates/list",
+        "resourceTemplates",
+        "uriTemplate",
+    );
+    assert_eq!(
+        sorted(&templates),
+        strs(&[
+            "file:///a/t1/{id}",
+            "file:///b/t2/{id}",
+            "file:///b/t3/{id}"
+        ])
+    );
 }
 
 /// A second upstream for the policy tests: with a single `[[server]]` the gateway behaves like wrap mode

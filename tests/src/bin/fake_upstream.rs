@@ -26,6 +26,10 @@
 //!   --grandchild-ignoring-term FILE  spawn a grandchild that ignores SIGTERM, write its pid to FILE
 //!   --sampling-request-id ID         on tools/call of tool `ask`, first send sampling/createMessage with
 //!                                    this id (raw JSON), wait for the client's answer, then reply with it
+//!   --server-request-method M        the method of that server→client request (default
+//!                                    sampling/createMessage; also elicitation/create, roots/list, ping)
+//!   --resources a,b                  resources offered by resources/list (uri file:///<name>/<item>)
+//!   --templates a,b                  templates offered by resources/templates/list
 //!   --exit-code N                    exit status on stdin EOF (default 0)
 //!   --delay-ms N                     sleep before each reply to a request
 //!   --stderr-line TEXT               write TEXT on stderr at start (repeatable)
@@ -60,6 +64,9 @@ struct Opts {
     reply_bytes: Option<usize>,
     grandchild_pidfile: Option<PathBuf>,
     sampling_request_id: Option<String>,
+    server_request_method: String,
+    resources: Vec<String>,
+    templates: Vec<String>,
     exit_code: i32,
     delay_ms: u64,
     stderr_lines: Vec<String>,
@@ -69,6 +76,7 @@ fn parse_opts() -> Opts {
     let mut o = Opts {
         name: "fake".into(),
         crash_times: 1,
+        server_request_method: "sampling/createMessage".into(),
         ..Default::default()
     };
     let mut args = std::env::args().skip(1);
@@ -106,6 +114,9 @@ fn parse_opts() -> Opts {
                     .unwrap_or_else(|e| die(&format!("--sampling-request-id {id}: {e}")));
                 o.sampling_request_id = Some(id);
             }
+            "--server-request-method" => o.server_request_method = val(),
+            "--resources" => o.resources = list(val()),
+            "--templates" => o.templates = list(val()),
             "--exit-code" => o.exit_code = num(&val()),
             "--delay-ms" => o.delay_ms = num(&val()),
             "--stderr-line" => o.stderr_lines.push(val()),
@@ -279,6 +290,10 @@ impl Server {
             "ping" => "{}".to_owned(),
             "tools/list" => self.list(&self.o.tools.clone(), "tools", params),
             "prompts/list" => self.list(&self.o.prompts.clone(), "prompts", params),
+            "resources/list" => self.list(&self.o.resources.clone(), "resources", params),
+            "resources/templates/list" => {
+                self.list(&self.o.templates.clone(), "resourceTemplates", params)
+            }
             "tools/call" => self.tools_call(params),
             _ => format!(r#"{{"echo":{}}}"#, params.unwrap_or("null")),
         };
@@ -314,6 +329,9 @@ impl Server {
         if !self.o.prompts.is_empty() {
             caps.push(r#""prompts":{}"#.to_owned());
         }
+        if !self.o.resources.is_empty() || !self.o.templates.is_empty() {
+            caps.push(r#""resources":{}"#.to_owned());
+        }
         format!(
             r#"{{"protocolVersion":{version},"capabilities":{{{}}},"serverInfo":{{"name":{},"version":"0.0.1"}}}}"#,
             caps.join(","),
@@ -337,6 +355,14 @@ impl Server {
             .iter()
             .map(|n| {
                 let desc = js(&format!("Fake {key} item {n} of {}", self.o.name));
+                let uri = js(&format!("file:///{}/{n}", self.o.name));
+                if key == "resources" {
+                    return format!(r#"{{"uri":{uri},"name":{},"description":{desc}}}"#, js(n));
+                }
+                if key == "resourceTemplates" {
+                    let tpl = js(&format!("file:///{}/{n}/{{id}}", self.o.name));
+                    return format!(r#"{{"uriTemplate":{tpl},"name":{},"description":{desc}}}"#, js(n));
+                }
                 if key == "tools" {
                     format!(
                         r#"{{"name":{},"description":{desc},"inputSchema":{{"type":"object","properties":{{}}}}}}"#,
@@ -375,12 +401,25 @@ impl Server {
         format!(r#"{{"echo":{}}}"#, params.unwrap_or("null"))
     }
 
-    /// Sends a server→client sampling request with id `sid` and waits for the matching response,
+    /// Sends a server→client request (sampling by default) with id `sid` and waits for the matching response,
     /// handling whatever else arrives meanwhile. Returns the whole response message's JSON text.
     fn sample(&mut self, sid: &str) -> String {
         let question = js(&format!("question from {}", self.o.name));
+        let method = self.o.server_request_method.clone();
+        // Each method gets params of its own shape; every shape carries the question text somewhere
+        // the test can read it back (roots/list and ping take no params, so it goes into _meta).
+        let params = match method.as_str() {
+            "sampling/createMessage" => format!(
+                r#"{{"messages":[{{"role":"user","content":{{"type":"text","text":{question}}}}}],"maxTokens":16}}"#
+            ),
+            "elicitation/create" => format!(
+                r#"{{"message":{question},"requestedSchema":{{"type":"object","properties":{{"answer":{{"type":"string"}}}}}}}}"#
+            ),
+            _ => format!(r#"{{"_meta":{{"question":{question}}}}}"#),
+        };
         self.send(&format!(
-            r#"{{"jsonrpc":"2.0","id":{sid},"method":"sampling/createMessage","params":{{"messages":[{{"role":"user","content":{{"type":"text","text":{question}}}}}],"maxTokens":16}}}}"#
+            r#"{{"jsonrpc":"2.0","id":{sid},"method":{},"params":{params}}}"#,
+            js(&method)
         ));
         let want: Value = serde_json::from_str(sid).expect("validated at start");
         loop {
