@@ -504,3 +504,28 @@ fn one_failing_upstream_does_not_take_the_gateway_down() {
     let err = wd.request("tools/call", json!({"name": "bad__x", "arguments": {}}));
     assert!(is_error(&err), "{}", short(&err));
 }
+
+#[test]
+fn progress_notifications_reach_the_client_with_its_own_tokens() {
+    let dir = TestDir::new();
+    let config = server_toml("a", &["--name", "a", "--tools", "t", "--progress"], "")
+        + &server_toml("b", &["--name", "b", "--tools", "t", "--progress"], "");
+    let mut wd = Watchdog::gateway(&dir, &[], &config);
+    wd.initialize();
+    // Tokens the client chose, one a string and one a number; the gateway may rewrite them on the way
+    // up, but the client must get back exactly its own.
+    for (id, name, token) in [(200, "a__t", json!("tok-a-ü")), (201, "b__t", json!(5))] {
+        wd.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call",
+            "params":{"name":name,"arguments":{},"_meta":{"progressToken":token}}}));
+    }
+    for (id, server, token) in [(200, "a", json!("tok-a-ü")), (201, "b", json!(5))] {
+        wd.response(&json!(id), REPLY_TIMEOUT);
+        for step in 1..=2 {
+            let want = format!("step {step} of {server}");
+            let n = wd.recv_matching(&format!("progress '{want}'"), REPLY_TIMEOUT, |m| {
+                m["method"] == "notifications/progress" && m["params"]["message"] == want
+            });
+            assert_eq!(n["params"]["progressToken"], token, "{n}");
+        }
+    }
+}

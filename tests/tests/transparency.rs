@@ -468,7 +468,10 @@ fn non_json_and_invalid_utf8_upstream_output_is_not_forwarded_but_alerted() {
         let r = wd.call_ok("test/echo", json!({"i": i}));
         assert_eq!(r["echo"]["i"], i);
     }
-    wd.wait_rule("FRAMING", REPLY_TIMEOUT);
+    let alert = wd.wait_rule("FRAMING", REPLY_TIMEOUT);
+    for key in ["rule", "class", "severity", "action", "server", "detail"] {
+        assert!(alert.get(key).is_some(), "alert without {key}: {alert}");
+    }
     wd.close_stdin();
     wd.read_to_eof(REPLY_TIMEOUT);
     for l in &wd.received {
@@ -547,4 +550,36 @@ fn server_stderr_is_relayed_prefixed_and_never_on_stdout() {
         .received
         .iter()
         .all(|l| !String::from_utf8_lossy(l).contains("hello from")));
+}
+
+#[test]
+fn server_to_client_request_round_trip_in_wrap_mode() {
+    let dir = TestDir::new();
+    let mut wd = Watchdog::wrap(
+        &dir,
+        &[],
+        &[
+            "--name",
+            "solo",
+            "--tools",
+            "ask",
+            "--sampling-request-id",
+            "\"s-1\"",
+        ],
+    );
+    wd.initialize();
+    let call = json!(wd.fresh_id());
+    wd.send(&json!({"jsonrpc":"2.0","id":call,"method":"tools/call","params":{"name":"ask","arguments":{}}}));
+    let req = wd.recv_matching("the sampling request", REPLY_TIMEOUT, |m| {
+        m["method"] == "sampling/createMessage"
+    });
+    wd.send(&json!({"jsonrpc":"2.0","id":req["id"],"result":{
+        "role":"assistant","model":"e2e","content":{"type":"text","text":"réponse 😀"}}}));
+    let r = wd.response(&call, REPLY_TIMEOUT);
+    let sampled = &r["result"]["sampled"];
+    assert_eq!(
+        sampled["id"], "s-1",
+        "the server gets its own id back: {sampled}"
+    );
+    assert_eq!(sampled["result"]["content"]["text"], "réponse 😀");
 }

@@ -30,6 +30,8 @@
 //!                                    sampling/createMessage; also elicitation/create, roots/list, ping)
 //!   --resources a,b                  resources offered by resources/list (uri file:///<name>/<item>)
 //!   --templates a,b                  templates offered by resources/templates/list
+//!   --progress                       on tools/call with params._meta.progressToken, send two
+//!                                    notifications/progress with that token (raw) before replying
 //!   --exit-code N                    exit status on stdin EOF (default 0)
 //!   --delay-ms N                     sleep before each reply to a request
 //!   --stderr-line TEXT               write TEXT on stderr at start (repeatable)
@@ -66,6 +68,7 @@ struct Opts {
     sampling_request_id: Option<String>,
     server_request_method: String,
     resources: Vec<String>,
+    progress: bool,
     templates: Vec<String>,
     exit_code: i32,
     delay_ms: u64,
@@ -116,6 +119,7 @@ fn parse_opts() -> Opts {
             }
             "--server-request-method" => o.server_request_method = val(),
             "--resources" => o.resources = list(val()),
+            "--progress" => o.progress = true,
             "--templates" => o.templates = list(val()),
             "--exit-code" => o.exit_code = num(&val()),
             "--delay-ms" => o.delay_ms = num(&val()),
@@ -382,6 +386,9 @@ impl Server {
     }
 
     fn tools_call(&mut self, params: Option<&str>) -> String {
+        if self.o.progress {
+            self.progress(params);
+        }
         let name = params
             .and_then(|p| serde_json::from_str::<Value>(p).ok())
             .and_then(|p| p.get("name").and_then(Value::as_str).map(str::to_owned));
@@ -399,6 +406,25 @@ impl Server {
             return format!(r#"{{"content":[{{"type":"text","text":"{text}"}}]}}"#);
         }
         format!(r#"{{"echo":{}}}"#, params.unwrap_or("null"))
+    }
+
+    /// Progress notifications carrying the request's progressToken exactly as it was written.
+    fn progress(&mut self, params: Option<&str>) {
+        let token = params
+            .and_then(|p| serde_json::from_str::<Members>(p).ok())
+            .and_then(|p| p.get("_meta").map(|m| m.get().to_owned()))
+            .and_then(|m| {
+                serde_json::from_str::<Members>(&m)
+                    .ok()
+                    .and_then(|m| m.get("progressToken").map(|t| t.get().to_owned()))
+            });
+        let Some(token) = token else { return };
+        for step in 1..=2 {
+            self.send(&format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{token},"progress":{step},"total":2,"message":{}}}}}"#,
+                js(&format!("step {step} of {}", self.o.name))
+            ));
+        }
     }
 
     /// Sends a server→client request (sampling by default) with id `sid` and waits for the matching response,
