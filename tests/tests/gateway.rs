@@ -529,3 +529,56 @@ fn progress_notifications_reach_the_client_with_its_own_tokens() {
         }
     }
 }
+
+#[test]
+fn a_cancellation_reaches_the_right_upstream_under_the_id_it_knows() {
+    let dir = TestDir::new();
+    // The delay keeps the call in flight while the cancellation travels.
+    let config = server_toml("a", &["--tools", "t", "--record", &dir.p("a.rec")], "")
+        + &server_toml(
+            "b",
+            &[
+                "--tools",
+                "t",
+                "--delay-ms",
+                "500",
+                "--record",
+                &dir.p("b.rec"),
+            ],
+            "",
+        );
+    let mut wd = Watchdog::gateway(&dir, &[], &config);
+    wd.initialize();
+    wd.send(&json!({"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"b__t","arguments":{}}}));
+    wd.send(&json!({"jsonrpc":"2.0","method":"notifications/cancelled",
+        "params":{"requestId":"c-1","reason":"user cancelled"}}));
+    // The fake answers anyway after its delay; a proxy may forward or drop that late answer.
+    let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+    let (call_id, cancelled) = loop {
+        let rec = dir.record_json("b.rec");
+        let call = rec.iter().find(|m| m["method"] == "tools/call").cloned();
+        let cancel = rec
+            .iter()
+            .find(|m| m["method"] == "notifications/cancelled")
+            .cloned();
+        if let (Some(c), Some(n)) = (call, cancel) {
+            break (c["id"].clone(), n);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never got both the call and its cancellation: {rec:?}\n{}",
+            wd.stderr_tail()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        cancelled["params"]["requestId"], call_id,
+        "the cancellation must name the call by the id upstream b saw"
+    );
+    assert!(
+        !dir.record_json("a.rec")
+            .iter()
+            .any(|m| m["method"] == "notifications/cancelled"),
+        "the cancellation went to the wrong upstream"
+    );
+}

@@ -315,3 +315,38 @@ fn audit_log_is_written_where_asked_and_nowhere_else() {
         "with --audit-log, nothing goes to the default location"
     );
 }
+
+/// Client EOF while the server sits on a request forever; returns what the client got on stdout.
+fn eof_with_a_hung_server() -> Vec<Value> {
+    let dir = TestDir::new();
+    // A 10-minute delay stands for a hung server: the watchdog's bounded drain must give up on it.
+    let mut wd = Watchdog::wrap(
+        &dir,
+        &[],
+        &["--delay-ms", "600000", "--pid-file", &dir.p("fake.pid")],
+    );
+    wd.send(&json!({"jsonrpc":"2.0","id":1,"method":"ping"}));
+    let pids = dir.wait_pids("fake.pid", REPLY_TIMEOUT);
+    wd.close_stdin();
+    let lines = wd.read_to_eof(EXIT_TIMEOUT);
+    wd.wait_exit(EXIT_TIMEOUT);
+    assert_all_gone(&pids, GONE_TIMEOUT, "the hung server");
+    lines.iter().filter_map(|l| parse_line(l)).collect()
+}
+
+#[test]
+fn client_eof_with_a_server_that_never_answers_ends_within_a_bound() {
+    eof_with_a_hung_server();
+}
+
+/// The issue says nothing is lost silently; whether that covers a reply abandoned at shutdown is for
+/// the maintainers to decide, so this stricter reading is kept but not run by default.
+#[test]
+#[ignore = "stricter reading of 'never loses a message silently'; run with --ignored"]
+fn a_request_abandoned_at_shutdown_gets_an_error() {
+    let got = eof_with_a_hung_server();
+    assert!(
+        got.iter().any(|m| m["id"] == 1 && is_error(m)),
+        "the unanswered request got no error before exit: {got:?}"
+    );
+}

@@ -583,3 +583,25 @@ fn server_to_client_request_round_trip_in_wrap_mode() {
     );
     assert_eq!(sampled["result"]["content"]["text"], "réponse 😀");
 }
+
+#[test]
+fn client_garbage_is_refused_with_an_alert_and_the_session_goes_on() {
+    let dir = TestDir::new();
+    let mut wd = Watchdog::wrap(&dir, &[], &["--record", &dir.p("in.rec")]);
+    wd.initialize();
+    wd.send_raw(b"this is not json\n");
+    wd.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"test/echo\",\"params\":{\"bad\":\"\xff\xfe\"}}\n");
+    wd.send_raw(
+        b"{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"test/echo\",\"params\":{\"good\":true}}\n",
+    );
+    let ok = wd.response(&json!(6), REPLY_TIMEOUT);
+    assert_eq!(ok["result"]["echo"]["good"], true, "{}", short(&ok));
+    wd.wait_alert("about the client's bad input", REPLY_TIMEOUT, |a| {
+        a["direction"] == "client_to_server" || a["rule"] == "FRAMING"
+    });
+    let rec = std::fs::read(dir.path("in.rec")).unwrap();
+    assert!(
+        std::str::from_utf8(&rec).is_ok() && !String::from_utf8_lossy(&rec).contains("not json"),
+        "bad client input reached the server"
+    );
+}
