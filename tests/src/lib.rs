@@ -21,7 +21,7 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     let path = profile_dir().join(name);
     assert!(
         path.exists(),
-        "{} not found; build the workspace first (`cargo test --workspace` builds it)",
+        "{} not found; run `cargo test --workspace` (the watchdog package's own integration tests make cargo build it)",
         path.display()
     );
     path

@@ -1,1 +1,92 @@
-fn main() {}
+//! The per-message hot path without processes or pipes: framing, envelope parsing and inspection.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::collections::HashMap;
+use watchdog::alert::Direction;
+use watchdog::inspect::tool_policy::ToolPolicy;
+use watchdog::inspect::{Pipeline, SubjectMeta};
+use watchdog::jsonrpc::{FrameReader, Id, Kind, Message, Parsed};
+use watchdog::policy::{Mode, Policy, ToolFilter};
+
+fn tool_result(size: usize) -> Vec<u8> {
+    let sentence = "The quick brown fox jumps over the lazy dog; café, naïve, 東京, emoji 🦊. ";
+    let mut text = String::new();
+    while text.len() < size {
+        text.push_str(sentence);
+    }
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 42, "result": {"content": [{"type": "text", "text": text}], "isError": false}});
+    serde_json::to_vec(&body).unwrap()
+}
+
+fn pipeline() -> Pipeline {
+    let mut filters = HashMap::new();
+    filters.insert(
+        "bench".to_string(),
+        ToolFilter::new(&[], &["delete_*".into()]).unwrap(),
+    );
+    Pipeline::new(
+        Policy::new(Mode::Enforce, HashMap::new()),
+        vec![Box::new(ToolPolicy::new(filters))],
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("hot_path");
+    for size in [1024usize, 64 * 1024] {
+        let frame = tool_result(size);
+        group.throughput(Throughput::Bytes(frame.len() as u64));
+
+        let mut stream = Vec::new();
+        for _ in 0..64 {
+            stream.extend_from_slice(&frame);
+            stream.push(b'\n');
+        }
+        group.bench_with_input(
+            BenchmarkId::new("frame_64_messages", size),
+            &stream,
+            |b, input| {
+                b.iter(|| {
+                    rt.block_on(async {
+                        let mut reader = FrameReader::new(&input[..], 64 << 20);
+                        let mut n = 0;
+                        while reader.next_frame().await.unwrap().is_some() {
+                            n += 1;
+                        }
+                        assert_eq!(n, 64);
+                    })
+                })
+            },
+        );
+
+        let raw = Bytes::from(frame.clone());
+        group.bench_with_input(BenchmarkId::new("parse_envelope", size), &raw, |b, raw| {
+            b.iter(|| match Message::parse_frame(raw.clone()).unwrap() {
+                Parsed::Single(m) => assert_eq!(m.kind, Kind::Result),
+                Parsed::Batch(_) => unreachable!(),
+            })
+        });
+
+        let p = pipeline();
+        let id = Id("42".into());
+        let meta = SubjectMeta {
+            direction: Direction::ServerToClient,
+            server: "bench",
+            kind: Kind::Result,
+            method: Some("tools/call"),
+            id: Some(&id),
+        };
+        group.bench_with_input(
+            BenchmarkId::new("inspect_tool_result", size),
+            &raw,
+            |b, raw| b.iter(|| p.inspect(meta, raw)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

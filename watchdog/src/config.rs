@@ -445,3 +445,24 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod example_config {
+    use super::*;
+
+    /// The documented example in configs/ must stay loadable.
+    #[test]
+    fn configs_watchdog_toml_loads_and_resolves() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/watchdog.toml");
+        let file = load_file(&path).unwrap();
+        let s = resolve(file, &ProxyArgs::default()).unwrap();
+        assert_eq!(s.servers.len(), 2);
+        assert_eq!(s.servers[0].prefix, "everything");
+        assert!(!s.servers[0].tools.permits("get-env") && s.servers[0].tools.permits("echo"));
+        assert!(
+            s.servers[1].tools.permits("read_text_file")
+                && !s.servers[1].tools.permits("write_file")
+        );
+        assert_eq!(s.max_frame, 64 << 20);
+    }
+}

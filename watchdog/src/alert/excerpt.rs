@@ -13,14 +13,12 @@ pub fn redacted_excerpt(evidence: &[u8]) -> String {
     let text = String::from_utf8_lossy(evidence);
     let mut out = String::with_capacity(EXCERPT_CHARS + 8);
     let mut run = String::new();
-    let mut taken = 0usize;
     let mut truncated = false;
-    for ch in text.chars() {
+    for (taken, ch) in text.chars().enumerate() {
         if taken >= EXCERPT_CHARS {
             truncated = true;
             break;
         }
-        taken += 1;
         if ch.is_ascii_alphanumeric() || matches!(ch, '_' | '-' | '+' | '/' | '=' | '.') {
             run.push(ch);
             continue;

@@ -173,7 +173,7 @@ impl Session {
 
     // ---- output -------------------------------------------------------------------------
 
-    fn to_client(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+    fn send_to_client(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         let Some(tx) = &self.client_out else { return };
         match tx.try_send(bytes) {
             Ok(()) => {}
@@ -192,7 +192,7 @@ impl Session {
     }
 
     fn reply_error(&mut self, client_id: &Id, code: i64, message: &str, ctx: &mut Context<Self>) {
-        self.to_client(error_response(Some(client_id), code, message), ctx);
+        self.send_to_client(error_response(Some(client_id), code, message), ctx);
     }
 
     fn to_upstream(&self, upstream: usize, msg: Message) {
@@ -226,7 +226,7 @@ impl Session {
 
     // ---- client → server ---------------------------------------------------------------
 
-    fn from_client(&mut self, m: Message, ctx: &mut Context<Self>) {
+    fn on_client_message(&mut self, m: Message, ctx: &mut Context<Self>) {
         match m.kind {
             Kind::Request => self.client_request(m, ctx),
             Kind::Notification => self.client_notification(m, ctx),
@@ -254,7 +254,7 @@ impl Session {
         } else {
             "Invalid Request"
         };
-        self.to_client(error_response(None, code, text), ctx);
+        self.send_to_client(error_response(None, code, text), ctx);
     }
 
     fn client_oversize(&mut self, len: u64, head: Bytes, ctx: &mut Context<Self>) {
@@ -502,7 +502,7 @@ impl Session {
             Merged::Result(v) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{v}}}"#),
             Merged::Error(e) => format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{e}}}"#),
         };
-        self.to_client(Bytes::from(body), ctx);
+        self.send_to_client(Bytes::from(body), ctx);
         self.check_drained();
     }
 
@@ -668,11 +668,11 @@ impl Session {
                 }
             }
             Frame::Line(raw) => match Message::parse_frame(raw.clone()) {
-                Ok(Parsed::Single(m)) => self.from_upstream(upstream, m, ctx),
+                Ok(Parsed::Single(m)) => self.on_upstream_message(upstream, m, ctx),
                 Ok(Parsed::Batch(items)) => {
                     for item in items {
                         match item {
-                            Ok(m) => self.from_upstream(upstream, m, ctx),
+                            Ok(m) => self.on_upstream_message(upstream, m, ctx),
                             Err((bytes, e)) => self.upstream_invalid(upstream, &bytes, e),
                         }
                     }
@@ -695,7 +695,7 @@ impl Session {
         .evidence(raw)]);
     }
 
-    fn from_upstream(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
+    fn on_upstream_message(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
         match m.kind {
             Kind::Request => self.server_request(upstream, m, ctx),
             Kind::Notification => self.server_notification(upstream, m, ctx),
@@ -759,7 +759,7 @@ impl Session {
             &msg.raw,
             false,
         );
-        self.to_client(msg.raw, ctx);
+        self.send_to_client(msg.raw, ctx);
     }
 
     fn server_notification(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
@@ -818,7 +818,7 @@ impl Session {
             &msg.raw,
             false,
         );
-        self.to_client(msg.raw, ctx);
+        self.send_to_client(msg.raw, ctx);
     }
 
     fn server_response(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
@@ -868,7 +868,7 @@ impl Session {
                 } else {
                     msg
                 };
-                self.to_client(msg.raw, ctx);
+                self.send_to_client(msg.raw, ctx);
             }
             (Origin::Client(client_id), None) => {
                 self.reply_error(&client_id, code::BLOCKED, BLOCKED_MESSAGE, ctx)
@@ -972,11 +972,11 @@ impl StreamHandler<std::io::Result<Frame>> for Session {
             Err(e) => tracing::warn!("reading from the client failed: {e}"),
             Ok(Frame::Oversize { len, head }) => self.client_oversize(len, head, ctx),
             Ok(Frame::Line(raw)) => match Message::parse_frame(raw.clone()) {
-                Ok(Parsed::Single(m)) => self.from_client(m, ctx),
+                Ok(Parsed::Single(m)) => self.on_client_message(m, ctx),
                 Ok(Parsed::Batch(items)) => {
                     for item in items {
                         match item {
-                            Ok(m) => self.from_client(m, ctx),
+                            Ok(m) => self.on_client_message(m, ctx),
                             Err((bytes, e)) => self.client_invalid(&bytes, e, ctx),
                         }
                     }

@@ -1,0 +1,99 @@
+//! The command line as a user meets it: help, bad input, audit verification.
+//! (Also makes `cargo test --workspace` build the `mcp-watchdog` binary the end-to-end tests drive.)
+
+use std::process::Command;
+
+fn watchdog() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mcp-watchdog"))
+}
+
+#[test]
+fn help_names_both_modes_and_the_subcommands() {
+    let out = watchdog().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "--config",
+        "--alerts-json",
+        "demo",
+        "audit",
+        "mcp-watchdog -- npx",
+    ] {
+        assert!(text.contains(expected), "--help lacks {expected}:\n{text}");
+    }
+}
+
+#[test]
+fn no_server_is_a_usage_error_with_a_hint() {
+    let out = watchdog().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no server to run"));
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("watchdog.toml");
+    std::fs::write(&path, "[[server]]\nname = \"a\"\ncomand = \"x\"\n").unwrap();
+    let out = watchdog().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("watchdog.toml") && err.contains("line 3") && err.contains("comand"),
+        "{err}"
+    );
+}
+
+#[test]
+fn audit_verify_accepts_an_intact_log_and_names_the_tampered_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut audit = watchdog::alert::AuditLog::open(&log).unwrap();
+    for i in 0..3 {
+        let alert = watchdog::alert::Alert::new(
+            "TEST",
+            "c",
+            watchdog::alert::Severity::Low,
+            watchdog::alert::ActionTaken::Alerted,
+            format!("record {i}"),
+        );
+        audit.append(&alert).unwrap();
+    }
+    let ok = watchdog()
+        .args(["audit", "verify"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("3 records"));
+
+    let text = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace("record 1", "record X");
+    std::fs::write(&log, text).unwrap();
+    let bad = watchdog()
+        .args(["audit", "verify"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    assert!(out.contains("TAMPERED") && out.contains("line 2"), "{out}");
+}
+
+#[test]
+fn demo_runs_and_reports_success() {
+    let out = watchdog().arg("demo").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("everything behaved as expected"));
+    assert!(!text.contains('✗'));
+}
