@@ -1,4 +1,7 @@
-//! Shared helpers for the end-to-end tests: where the built binaries are.
+//! Shared helpers for the end-to-end tests: where the built binaries are, and a harness that drives a
+//! running watchdog (see `harness`).
+
+pub mod harness;
 
 use std::path::PathBuf;
 
