@@ -86,7 +86,9 @@ fn peers_available(test: &str) -> bool {
             "{test}: the real MCP peers are not installed: {why}. Run .ci/run, which installs them."
         ),
         Some(why) => {
-            eprintln!("skipping {test}: {why}. Run .ci/run (or its npm/pip steps) to install them.");
+            eprintln!(
+                "skipping {test}: {why}. Run .ci/run (or its npm/pip steps) to install them."
+            );
             false
         }
     }
@@ -288,7 +290,10 @@ fn check_audit_log(label: &str, audit: &Path) {
     };
     for (i, line) in text.lines().enumerate() {
         if let Err(e) = serde_json::from_str::<Value>(line) {
-            panic!("{label}: audit log line {} is not JSON ({e}): {line}", i + 1);
+            panic!(
+                "{label}: audit log line {} is not JSON ({e}): {line}",
+                i + 1
+            );
         }
     }
     let mut cmd = Command::new(watchdog_tests::watchdog_bin());
@@ -301,7 +306,10 @@ fn check_audit_log(label: &str, audit: &Path) {
         done.stdout,
         done.stderr
     );
-    eprintln!("{label}: audit log {} lines, verified", text.lines().count());
+    eprintln!(
+        "{label}: audit log {} lines, verified",
+        text.lines().count()
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -329,8 +337,13 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
                 let p = format!("{path}/{k}");
                 match (x.get(k), y.get(k)) {
                     (Some(va), Some(vb)) => differences(&p, va, vb, out),
-                    (Some(va), None) => out.push(format!("{p}: missing through the watchdog (direct: {})", short(va))),
-                    (None, Some(vb)) => out.push(format!("{p}: only through the watchdog: {}", short(vb))),
+                    (Some(va), None) => out.push(format!(
+                        "{p}: missing through the watchdog (direct: {})",
+                        short(va)
+                    )),
+                    (None, Some(vb)) => {
+                        out.push(format!("{p}: only through the watchdog: {}", short(vb)))
+                    }
                     (None, None) => unreachable!(),
                 }
             }
@@ -346,7 +359,9 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
             };
             for i in 0..x.len().max(y.len()) {
                 match (x.get(i), y.get(i)) {
-                    (Some(va), Some(vb)) => differences(&format!("{path}/{}", label(va, i)), va, vb, out),
+                    (Some(va), Some(vb)) => {
+                        differences(&format!("{path}/{}", label(va, i)), va, vb, out)
+                    }
                     (Some(va), None) => out.push(format!(
                         "{path}/{}: missing through the watchdog (direct: {})",
                         label(va, i),
@@ -362,7 +377,11 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
             }
         }
         _ if a == b => {}
-        _ => out.push(format!("{path}:\n    direct:   {}\n    watchdog: {}", short(a), short(b))),
+        _ => out.push(format!(
+            "{path}:\n    direct:   {}\n    watchdog: {}",
+            short(a),
+            short(b)
+        )),
     }
 }
 
@@ -382,7 +401,11 @@ fn assert_same(label: &str, direct: &Value, proxied: &Value, keep: &Path) {
         "{label}: what the client saw through the watchdog differs from the direct session \
          in {} place(s){}:\n{}\n(full documents: {} and {})",
         diffs.len(),
-        if shown < diffs.len() { format!(", first {shown}") } else { String::new() },
+        if shown < diffs.len() {
+            format!(", first {shown}")
+        } else {
+            String::new()
+        },
         diffs[..shown].join("\n"),
         d.display(),
         p.display()
@@ -398,8 +421,14 @@ fn split_gateway_parts(label: &str, direct: &mut Value, gateway: &mut Value) {
         d_init["protocolVersion"], g_init["protocolVersion"],
         "{label}: the gateway negotiated another protocol version"
     );
-    let d_caps = d_init["capabilities"].as_object().cloned().unwrap_or_default();
-    let g_caps = g_init["capabilities"].as_object().cloned().unwrap_or_default();
+    let d_caps = d_init["capabilities"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let g_caps = g_init["capabilities"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let missing: Vec<&String> = d_caps.keys().filter(|k| !g_caps.contains_key(*k)).collect();
     assert!(
         missing.is_empty(),
@@ -444,10 +473,18 @@ fn everything_server_through_stdio_proxy() {
     }
     let scratch = Scratch::new("everything-wrap");
     let server = node_command(&everything_entry(), &["stdio"]);
-    let s = Session { server: "everything", prefix: None, dir: None };
+    let s = Session {
+        server: "everything",
+        prefix: None,
+        dir: None,
+    };
     let direct = run_session("everything direct", &s, &server);
     let audit = scratch.path.join("audit.jsonl");
-    let proxied = run_session("everything via watchdog", &s, &watchdog_wrap(&audit, &server));
+    let proxied = run_session(
+        "everything via watchdog",
+        &s,
+        &watchdog_wrap(&audit, &server),
+    );
     assert_same("everything via watchdog", &direct, &proxied, &scratch.path);
     check_audit_log("everything via watchdog", &audit);
 }
@@ -461,14 +498,25 @@ fn filesystem_server_through_stdio_proxy() {
     let (d1, d2) = (scratch.sub("direct-root"), scratch.sub("proxied-root"));
     let direct = run_session(
         "filesystem direct",
-        &Session { server: "filesystem", prefix: None, dir: Some(&d1) },
+        &Session {
+            server: "filesystem",
+            prefix: None,
+            dir: Some(&d1),
+        },
         &node_command(&filesystem_entry(), &[&d1.display().to_string()]),
     );
     let audit = scratch.path.join("audit.jsonl");
     let proxied = run_session(
         "filesystem via watchdog",
-        &Session { server: "filesystem", prefix: None, dir: Some(&d2) },
-        &watchdog_wrap(&audit, &node_command(&filesystem_entry(), &[&d2.display().to_string()])),
+        &Session {
+            server: "filesystem",
+            prefix: None,
+            dir: Some(&d2),
+        },
+        &watchdog_wrap(
+            &audit,
+            &node_command(&filesystem_entry(), &[&d2.display().to_string()]),
+        ),
     );
     assert_same("filesystem via watchdog", &direct, &proxied, &scratch.path);
     check_audit_log("filesystem via watchdog", &audit);
@@ -485,13 +533,21 @@ fn everything_server_through_gateway() {
     write_gateway_config(&config, &fs_root);
     let mut direct = run_session(
         "everything direct",
-        &Session { server: "everything", prefix: None, dir: None },
+        &Session {
+            server: "everything",
+            prefix: None,
+            dir: None,
+        },
         &node_command(&everything_entry(), &["stdio"]),
     );
     let audit = scratch.path.join("audit.jsonl");
     let mut gateway = run_session(
         "everything via gateway",
-        &Session { server: "everything", prefix: Some("everything__"), dir: None },
+        &Session {
+            server: "everything",
+            prefix: Some("everything__"),
+            dir: None,
+        },
         &watchdog_gateway(&audit, &config),
     );
     split_gateway_parts("everything via gateway", &mut direct, &mut gateway);
@@ -510,13 +566,21 @@ fn filesystem_server_through_gateway() {
     write_gateway_config(&config, &d2);
     let mut direct = run_session(
         "filesystem direct",
-        &Session { server: "filesystem", prefix: None, dir: Some(&d1) },
+        &Session {
+            server: "filesystem",
+            prefix: None,
+            dir: Some(&d1),
+        },
         &node_command(&filesystem_entry(), &[&d1.display().to_string()]),
     );
     let audit = scratch.path.join("audit.jsonl");
     let mut gateway = run_session(
         "filesystem via gateway",
-        &Session { server: "filesystem", prefix: Some("fs__"), dir: Some(&d2) },
+        &Session {
+            server: "filesystem",
+            prefix: Some("fs__"),
+            dir: Some(&d2),
+        },
         &watchdog_gateway(&audit, &config),
     );
     split_gateway_parts("filesystem via gateway", &mut direct, &mut gateway);

@@ -7,7 +7,7 @@
 use super::merge::{self, Merged, Part, PartAnswer};
 use super::pending::{Origin, Pending, PendingRequests, ServerRequests};
 use super::routing::{self, Directory, FanOut, NameField, Route};
-use crate::alert::rules::{FRAMING, SESSION};
+use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
 use crate::analyze::{Analyzers, Observation};
 use crate::inspect::{Outcome, Pipeline, SubjectMeta};
@@ -945,6 +945,36 @@ impl Session {
         }
     }
 
+    /// At shutdown, after the drain timeout: whoever still waits gets an error, not silence.
+    fn abandon_pending(&mut self, ctx: &mut Context<Self>) {
+        let mut abandoned = 0usize;
+        for upstream in 0..self.upstreams.len() {
+            for (_, p) in self.pending.take_all(upstream) {
+                abandoned += 1;
+                match p.origin {
+                    Origin::Part { group } => self.part_done(
+                        group,
+                        Part {
+                            upstream,
+                            answer: PartAnswer::Gone,
+                        },
+                        ctx,
+                    ),
+                    origin => self.fail_origin(
+                        origin,
+                        upstream,
+                        code::UPSTREAM_UNAVAILABLE,
+                        "Shutting down: the server did not answer in time",
+                        ctx,
+                    ),
+                }
+            }
+        }
+        if abandoned > 0 {
+            self.raise(vec![Alert::new(SUPERVISION, "requests abandoned at shutdown", Severity::Low, ActionTaken::Dropped, format!("{abandoned} request(s) still unanswered after the drain timeout were answered with errors"))]);
+        }
+    }
+
     fn check_drained(&mut self) {
         if !self.drain_waiters.is_empty()
             && self.pending.client_requests_outstanding() == 0
@@ -1017,7 +1047,10 @@ impl Handler<Drain> for Session {
         let (tx, rx) = oneshot::channel();
         self.drain_waiters.push(tx);
         self.check_drained();
-        ctx.run_later(msg.timeout, |act, _| {
+        ctx.run_later(msg.timeout, |act, ctx| {
+            if !act.drain_waiters.is_empty() {
+                act.abandon_pending(ctx);
+            }
             for w in act.drain_waiters.drain(..) {
                 let _ = w.send(());
             }
