@@ -1,5 +1,6 @@
 //! What to do about a finding: per-rule actions, the enforce/monitor mode, and per-server tool lists.
 
+use crate::alert::Severity;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -31,11 +32,43 @@ pub enum Mode {
 /// Rule id of the per-server tool allow/deny lists.
 pub const TOOL_POLICY: &str = "TOOL-POLICY";
 
-/// The default action of each rule this build knows; detectors register theirs here.
-fn default_action(rule: &str) -> Action {
-    match rule {
-        TOOL_POLICY => Action::Block,
-        _ => Action::Alert,
+/// Response-side rules: the hostile part is cut out, the rest goes on (DETECTIONS.md).
+pub const STRIP_BY_DEFAULT: &[&str] = &[
+    "SMAC-1",
+    "SMAC-2",
+    "SMAC-5",
+    "SMAC-6",
+    "ESCALATION",
+    "ENTROPY",
+    "SHADOW",
+    "PARAM-INJECT",
+];
+
+/// Request-side rules: critical findings are blocked, the rest alerted (DETECTIONS.md).
+pub const BLOCK_CRITICAL_BY_DEFAULT: &[&str] = &[
+    "SSRF",
+    "EXFIL",
+    "CMD-INJECT",
+    "REVERSE-SHELL",
+    "SQL-INJECT",
+    "PATH-TRAVERSAL",
+    "EMAIL-INJECT",
+];
+
+/// The default action of a rule for a finding of `severity`.
+fn default_action(rule: &str, severity: Severity) -> Action {
+    if rule == TOOL_POLICY {
+        Action::Block
+    } else if STRIP_BY_DEFAULT.contains(&rule) {
+        Action::Strip
+    } else if BLOCK_CRITICAL_BY_DEFAULT.contains(&rule) {
+        if severity >= Severity::Critical {
+            Action::Block
+        } else {
+            Action::Alert
+        }
+    } else {
+        Action::Alert
     }
 }
 
@@ -51,17 +84,24 @@ impl Policy {
         Policy { mode, overrides }
     }
 
-    /// The configured action for `rule`, before the mode is applied.
-    pub fn configured(&self, rule: &str) -> Action {
+    /// The configured action for a finding of `rule` at `severity`, before the mode is applied.
+    /// An explicit setting applies to every severity.
+    pub fn configured(&self, rule: &str, severity: Severity) -> Action {
         self.overrides
             .get(rule)
             .copied()
-            .unwrap_or_else(|| default_action(rule))
+            .unwrap_or_else(|| default_action(rule, severity))
     }
 
-    /// The action to carry out for `rule`: in monitor mode nothing beyond an alert.
+    /// The action to carry out for `rule` (at its most severe): in monitor mode nothing beyond an
+    /// alert.
     pub fn action(&self, rule: &str) -> Action {
-        match (self.mode, self.configured(rule)) {
+        self.action_for(rule, Severity::Critical)
+    }
+
+    /// The action to carry out for a finding of `rule` at `severity`.
+    pub fn action_for(&self, rule: &str, severity: Severity) -> Action {
+        match (self.mode, self.configured(rule, severity)) {
             (_, Action::Off) => Action::Off,
             (Mode::Monitor, _) => Action::Alert,
             (Mode::Enforce, a) => a,
@@ -122,6 +162,20 @@ mod tests {
         assert_eq!(p.action("X"), Action::Off);
         let p = Policy::new(Mode::Enforce, HashMap::new());
         assert_eq!(p.action(TOOL_POLICY), Action::Block);
+    }
+
+    #[test]
+    fn request_rules_block_only_critical_findings_unless_configured() {
+        let p = Policy::new(Mode::Enforce, HashMap::new());
+        assert_eq!(p.action_for("SSRF", Severity::Critical), Action::Block);
+        assert_eq!(p.action_for("SSRF", Severity::High), Action::Alert);
+        assert_eq!(p.action_for("SMAC-5", Severity::Low), Action::Strip);
+        let mut o = HashMap::new();
+        o.insert("SSRF".to_string(), Action::Block);
+        assert_eq!(
+            Policy::new(Mode::Enforce, o).action_for("SSRF", Severity::Medium),
+            Action::Block
+        );
     }
 
     #[test]

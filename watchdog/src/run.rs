@@ -4,8 +4,6 @@ use crate::alert::{self, AlertSink, AlertSinkConfig, StderrStyle};
 use crate::analyze::Analyzers;
 use crate::cli::{AuditCommand, Cli, Command, ProxyArgs};
 use crate::config::Settings;
-use crate::inspect::tool_policy::ToolPolicy;
-use crate::inspect::Pipeline;
 use crate::jsonrpc::frame_stream;
 use crate::proxy::session::{Session, SessionParts, UpstreamLink};
 use crate::proxy::stdio;
@@ -146,18 +144,6 @@ fn alert_sink(settings: &Settings) -> AlertSink {
     }
 }
 
-fn pipeline(settings: &Settings) -> Pipeline {
-    let filters = settings
-        .servers
-        .iter()
-        .map(|s| (s.name.clone(), s.tools.clone()))
-        .collect();
-    Pipeline::new(
-        settings.policy.clone(),
-        vec![Box::new(ToolPolicy::new(filters))],
-    )
-}
-
 /// Starts every actor; runs inside the actix system.
 fn start(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = become_subreaper() {
@@ -197,7 +183,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         upstreams: links,
         client_out,
         client_writer,
-        pipeline: Arc::new(pipeline(&settings)),
+        pipeline: Arc::new(crate::inspect::registry::pipeline(&settings)),
         alerts: alerts.clone(),
         analyzers: Analyzers::default(),
         supervisor: supervisor_ctx.address().recipient(),

@@ -5,7 +5,9 @@
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
 pub mod pipeline;
+pub mod registry;
 pub mod subject;
+pub mod text;
 pub mod tool_policy;
 
 pub use pipeline::{Inspection, Outcome, Pipeline};

@@ -52,18 +52,27 @@ mod tests {
     use super::*;
 
     fn e(r: Range<usize>, s: &str) -> Edit {
-        Edit { range: r, replacement: s.into() }
+        Edit {
+            range: r,
+            replacement: s.into(),
+        }
     }
 
     #[test]
     fn applies_in_any_order_and_keeps_the_rest() {
-        assert_eq!(apply_edits("abcdefgh", vec![e(6..8, "X"), e(0..2, "")]), "cdefX");
+        assert_eq!(
+            apply_edits("abcdefgh", vec![e(6..8, "X"), e(0..2, "")]),
+            "cdefX"
+        );
         assert_eq!(apply_edits("abc", vec![]), "abc");
     }
 
     #[test]
     fn merges_overlaps_and_respects_char_boundaries() {
-        assert_eq!(apply_edits("0123456789", vec![e(2..5, "[R]"), e(4..7, "[S]")]), "01[R]789");
+        assert_eq!(
+            apply_edits("0123456789", vec![e(2..5, "[R]"), e(4..7, "[S]")]),
+            "01[R]789"
+        );
         assert_eq!(apply_edits("aé b", vec![e(2..3, "")]), "a b");
     }
 }

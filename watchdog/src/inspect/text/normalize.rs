@@ -34,7 +34,7 @@ pub fn is_invisible(c: char) -> bool {
         | 0xFE00..=0xFE0F      // variation selectors
         | 0xFEFF               // BOM / zero width no-break space
         | 0xE0000..=0xE007F    // tag characters
-        | 0xE0100..=0xE01EF)   // variation selectors supplement
+        | 0xE0100..=0xE01EF) // variation selectors supplement
 }
 
 impl Normalized {
@@ -51,16 +51,27 @@ impl Normalized {
                 origin.push(at as u32);
                 continue;
             }
-            let folded: String = c.encode_utf8(&mut buf).nfkc().collect();
-            for f in unicode_security::skeleton(&folded) {
-                for l in f.to_lowercase() {
+            for folded in c.encode_utf8(&mut buf).nfkc().flat_map(char::to_lowercase) {
+                if folded.is_ascii() {
+                    text.push(folded);
+                    origin.push(at as u32);
+                    continue;
+                }
+                let mut one = [0u8; 4];
+                for f in unicode_security::skeleton(folded.encode_utf8(&mut one))
+                    .flat_map(char::to_lowercase)
+                {
                     let before = text.len();
-                    text.push(l);
+                    text.push(f);
                     origin.extend(std::iter::repeat_n(at as u32, text.len() - before));
                 }
             }
         }
-        Normalized { text, origin, original_len: original.len() }
+        Normalized {
+            text,
+            origin,
+            original_len: original.len(),
+        }
     }
 
     /// The original byte range a range of the normalized text came from (whole characters).

@@ -1,0 +1,175 @@
+//! The one inspector that runs every text detector over every text site of a message.
+
+use super::sites::visit_texts;
+use super::{apply_edits, Edit, Hit, Normalized, Replacement, Site, TextDetector, TextView};
+use crate::alert::{ActionTaken, Alert};
+use crate::inspect::{Findings, Inspector, Subject, SubjectMeta};
+use crate::policy::{Action, Policy};
+use aho_corasick::AhoCorasick;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+pub struct TextInspector {
+    detectors: Vec<Box<dyn TextDetector>>,
+    /// Union of every detector's trigger literals, ASCII case-insensitive.
+    triggers: AhoCorasick,
+}
+
+impl TextInspector {
+    pub fn new(detectors: Vec<Box<dyn TextDetector>>) -> Self {
+        let literals: Vec<&str> = detectors
+            .iter()
+            .flat_map(|d| d.triggers().iter().copied())
+            .collect();
+        let triggers = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&literals)
+            .expect("trigger literals build");
+        TextInspector {
+            detectors,
+            triggers,
+        }
+    }
+
+    fn worth_a_look(&self, bytes: &[u8]) -> bool {
+        self.triggers.is_match(bytes) || self.detectors.iter().any(|d| d.raw_check(bytes))
+    }
+
+    /// Runs the detectors over one message; returns hits per site (for `scan-text` and tests too).
+    pub fn scan(&self, message: &Value, meta: &SubjectMeta<'_>) -> Vec<(Site, String, Vec<Hit>)> {
+        let mut found = Vec::new();
+        visit_texts(message, meta, &mut |site, text| {
+            if !self.worth_a_look(text.as_bytes()) {
+                return;
+            }
+            let applicable: Vec<&dyn TextDetector> = self
+                .detectors
+                .iter()
+                .map(|d| d.as_ref())
+                .filter(|d| d.applies(meta, site))
+                .collect();
+            if applicable.is_empty() {
+                return;
+            }
+            let normalized = Normalized::new(text);
+            let view = TextView {
+                meta,
+                site,
+                original: text,
+                normalized: &normalized,
+            };
+            let mut hits = Vec::new();
+            for d in applicable {
+                d.scan(&view, &mut hits);
+            }
+            if !hits.is_empty() {
+                found.push((site.clone(), text.to_string(), hits));
+            }
+        });
+        found
+    }
+}
+
+impl Inspector for TextInspector {
+    fn name(&self) -> &'static str {
+        "text"
+    }
+
+    fn applies(&self, _meta: &SubjectMeta<'_>, _policy: &Policy) -> bool {
+        !self.detectors.is_empty()
+    }
+
+    fn prefilter(&self, raw: &[u8]) -> bool {
+        self.worth_a_look(raw)
+    }
+
+    fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
+        let meta = subject.meta;
+        let Some(message) = subject.json() else {
+            return;
+        };
+        let found = self.scan(message, &meta);
+        let mut string_edits: Vec<(String, Vec<Edit>)> = Vec::new();
+        let mut removed_keys: Vec<String> = Vec::new();
+        for (site, text, hits) in found {
+            let mut edits = Vec::new();
+            // One alert per rule and class in a string, however many places it hit.
+            let mut grouped: BTreeMap<(&str, &str), Vec<&Hit>> = BTreeMap::new();
+            for hit in &hits {
+                grouped.entry((hit.rule, hit.class)).or_default().push(hit);
+            }
+            for ((rule, class), group) in grouped {
+                let severity = group.iter().map(|h| h.severity).max().expect("non-empty");
+                let action = policy.action_for(rule, severity);
+                if action == Action::Off {
+                    continue;
+                }
+                let strippable = group.iter().all(|h| h.replacement != Replacement::None);
+                let taken = match action {
+                    Action::Alert | Action::Off => ActionTaken::Alerted,
+                    Action::Strip if strippable => ActionTaken::Stripped,
+                    Action::Strip | Action::Block => ActionTaken::Blocked,
+                };
+                let evidence: Vec<u8> = group
+                    .iter()
+                    .flat_map(|h| text.get(h.range.clone()).unwrap_or_default().bytes())
+                    .collect();
+                let detail = if group.len() == 1 {
+                    format!("{} at {}", group[0].detail, site.pointer)
+                } else {
+                    format!(
+                        "{} ({} places) at {}",
+                        group[0].detail,
+                        group.len(),
+                        site.pointer
+                    )
+                };
+                findings
+                    .alert(Alert::new(rule, class, severity, taken, detail).evidence(&evidence));
+                match taken {
+                    ActionTaken::Stripped => {
+                        for h in group {
+                            let replacement = match &h.replacement {
+                                Replacement::With(s) => s.clone(),
+                                _ => String::new(),
+                            };
+                            edits.push(Edit {
+                                range: h.range.clone(),
+                                replacement,
+                            });
+                        }
+                    }
+                    ActionTaken::Blocked => findings.block(format!("{rule}: {class}")),
+                    _ => {}
+                }
+            }
+            if edits.is_empty() {
+                continue;
+            }
+            if site.is_key {
+                removed_keys.push(site.pointer.clone());
+            } else {
+                string_edits.push((site.pointer.clone(), edits));
+            }
+        }
+        if findings.block.is_some() || (string_edits.is_empty() && removed_keys.is_empty()) {
+            return;
+        }
+        let Some(message) = subject.json_mut() else {
+            return;
+        };
+        for (pointer, edits) in string_edits {
+            if let Some(Value::String(s)) = message.pointer_mut(&pointer) {
+                *s = apply_edits(s, edits);
+            }
+        }
+        // A hostile property name goes with its whole property.
+        for pointer in removed_keys.iter().rev() {
+            let (parent, key) = pointer.rsplit_once('/').expect("pointer has a key");
+            let key = key.replace("~1", "/").replace("~0", "~");
+            if let Some(Value::Object(map)) = message.pointer_mut(parent) {
+                map.shift_remove(&key);
+            }
+        }
+    }
+}
