@@ -97,3 +97,23 @@ fn demo_runs_and_reports_success() {
     assert!(text.contains("everything behaved as expected"));
     assert!(!text.contains('✗'));
 }
+
+#[test]
+fn a_server_that_cannot_start_fails_at_once_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = watchdog()
+        .arg("--audit-log")
+        .arg(dir.path().join("audit.jsonl"))
+        .args(["--", "/nonexistent/mcp-server-xyz", "--flag"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/mcp-server-xyz"), "{err}");
+    assert_eq!(
+        err.matches("did not start").count(),
+        1,
+        "no retries for a command that cannot start: {err}"
+    );
+}

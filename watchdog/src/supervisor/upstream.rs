@@ -157,7 +157,13 @@ impl Upstream {
                     e.to_string(),
                 ));
                 self.life = None;
-                self.went_down(Some(None), ctx);
+                if generation == 1 {
+                    // A command that cannot start at all will not start on retry: say so now.
+                    eprintln!("mcp-watchdog: {e}");
+                    self.stopped_for_good(true);
+                } else {
+                    self.went_down(Some(None), ctx);
+                }
                 return;
             }
         };
@@ -425,7 +431,11 @@ impl Actor for Upstream {
         self.start_life(ctx);
         ctx.run_interval(TREE_REFRESH, |act, _| {
             if let Some(life) = &act.life {
-                let _ = life.tree.refresh();
+                // A /proc scan takes milliseconds: never on the thread that relays messages.
+                let tree = life.tree.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _ = tree.refresh();
+                });
             }
         });
     }
