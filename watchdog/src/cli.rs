@@ -59,6 +59,12 @@ pub enum Command {
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run the inspectors on one JSON-RPC message or plain text and print the findings.
+    ///
+    /// Examples:
+    ///   mcp-watchdog scan-text tool-description.txt
+    ///   echo '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"http://169.254.169.254/"}}}' | mcp-watchdog scan-text --direction request -
+    ScanText(ScanTextArgs),
     /// The embedded scripted server used by `demo` (speaks MCP on stdio).
     #[command(hide = true)]
     DemoServer,
@@ -69,6 +75,25 @@ pub struct DemoArgs {
     /// Print the raw JSON-RPC lines too.
     #[arg(long)]
     pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanTextArgs {
+    /// Which way the text travels: a request the client sends, or a response a server sends.
+    #[arg(long, value_enum, default_value = "response")]
+    pub direction: ScanDirection,
+    /// The method the text belongs to (for a response: the method of the request it answers).
+    /// Plain text is scanned as a `tools/call` result (response) or argument (request).
+    #[arg(long, default_value = "tools/call")]
+    pub method: String,
+    /// The file to scan; `-` or nothing for standard input.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanDirection {
+    Request,
+    Response,
 }
 
 #[derive(Debug, Subcommand)]

@@ -16,5 +16,6 @@ pub mod proxy;
 pub mod supervisor;
 
 pub mod run;
+pub mod scan_text;
 
 pub use run::run;

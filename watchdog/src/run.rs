@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Demo(args)) => crate::demo::run(args),
         Some(Command::DemoServer) => crate::demo::server::run(),
+        Some(Command::ScanText(args)) => crate::scan_text::run(&args, &cli.proxy),
         Some(Command::Audit(AuditCommand::Verify { file })) => verify_audit(file, &cli.proxy),
         None => run_proxy(&cli.proxy),
     }

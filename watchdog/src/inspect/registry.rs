@@ -4,6 +4,8 @@ use super::text::{TextDetector, TextInspector};
 use super::tool_policy::ToolPolicy;
 use super::{Inspector, Pipeline};
 use crate::config::Settings;
+use crate::policy::{Policy, ToolFilter};
+use std::collections::HashMap;
 
 /// Every text detector family, one per file under `inspect/`.
 pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
@@ -13,14 +15,21 @@ pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
 /// other work), then the text detectors.
 pub fn pipeline(settings: &Settings) -> Pipeline {
-    let filters = settings
-        .servers
-        .iter()
-        .map(|s| (s.name.clone(), s.tools.clone()))
-        .collect();
+    pipeline_for(
+        settings.policy.clone(),
+        settings
+            .servers
+            .iter()
+            .map(|s| (s.name.clone(), s.tools.clone()))
+            .collect(),
+    )
+}
+
+/// The same pipeline from a policy and per-server tool lists alone.
+pub fn pipeline_for(policy: Policy, filters: HashMap<String, ToolFilter>) -> Pipeline {
     let inspectors: Vec<Box<dyn Inspector>> = vec![
         Box::new(ToolPolicy::new(filters)),
         Box::new(TextInspector::new(text_detectors())),
     ];
-    Pipeline::new(settings.policy.clone(), inspectors)
+    Pipeline::new(policy, inspectors)
 }

@@ -67,6 +67,8 @@ pub enum MessageError {
     NotJsonRpc(&'static str),
 }
 
+impl std::error::Error for MessageError {}
+
 impl fmt::Display for MessageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
