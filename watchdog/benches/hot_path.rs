@@ -4,7 +4,6 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::collections::HashMap;
 use watchdog::alert::Direction;
-use watchdog::inspect::tool_policy::ToolPolicy;
 use watchdog::inspect::{Pipeline, SubjectMeta};
 use watchdog::jsonrpc::{FrameReader, Id, Kind, Message, Parsed};
 use watchdog::policy::{Mode, Policy, ToolFilter};
@@ -19,16 +18,14 @@ fn tool_result(size: usize) -> Vec<u8> {
     serde_json::to_vec(&body).unwrap()
 }
 
+/// The proxy's real pipeline: the tool policy and every text detector.
 fn pipeline() -> Pipeline {
     let mut filters = HashMap::new();
     filters.insert(
         "bench".to_string(),
         ToolFilter::new(&[], &["delete_*".into()]).unwrap(),
     );
-    Pipeline::new(
-        Policy::new(Mode::Enforce, HashMap::new()),
-        vec![Box::new(ToolPolicy::new(filters))],
-    )
+    watchdog::inspect::registry::pipeline_for(Policy::new(Mode::Enforce, HashMap::new()), filters)
 }
 
 fn bench(c: &mut Criterion) {
@@ -45,6 +42,7 @@ fn bench(c: &mut Criterion) {
             stream.extend_from_slice(&frame);
             stream.push(b'\n');
         }
+        group.throughput(Throughput::Bytes(stream.len() as u64));
         group.bench_with_input(
             BenchmarkId::new("frame_64_messages", size),
             &stream,
@@ -62,6 +60,7 @@ fn bench(c: &mut Criterion) {
             },
         );
 
+        group.throughput(Throughput::Bytes(frame.len() as u64));
         let raw = Bytes::from(frame.clone());
         group.bench_with_input(BenchmarkId::new("parse_envelope", size), &raw, |b, raw| {
             b.iter(|| match Message::parse_frame(raw.clone()).unwrap() {
