@@ -20,6 +20,7 @@ pub fn pipeline(settings: &Settings) -> Pipeline {
         .collect();
     let inspectors: Vec<Box<dyn Inspector>> = vec![
         Box::new(ToolPolicy::new(filters)),
+        Box::new(super::rug_pull::RugPull::for_settings(settings)),
         Box::new(TextInspector::new(text_detectors())),
     ];
     Pipeline::new(settings.policy.clone(), inspectors)
