@@ -310,9 +310,13 @@ fn audit_log_is_written_where_asked_and_nowhere_else() {
         &fs::metadata(dir.path("audit.jsonl")).unwrap().permissions(),
     );
     assert_eq!(mode & 0o077, 0, "audit log mode {mode:o} must be private");
+    // (Tool pins do live there by default: only the audit log is redirected.)
     assert!(
-        !dir.path("state").join("mcp-watchdog").exists(),
-        "with --audit-log, nothing goes to the default location"
+        !dir.path("state")
+            .join("mcp-watchdog")
+            .join("audit.jsonl")
+            .exists(),
+        "with --audit-log, no audit log goes to the default location"
     );
 }
 

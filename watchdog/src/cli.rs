@@ -43,6 +43,10 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "BYTES")]
     pub max_frame_bytes: Option<String>,
 
+    /// Tool pins file (default: $XDG_STATE_HOME/mcp-watchdog/pins.json).
+    #[arg(long, value_name = "FILE")]
+    pub pins: Option<PathBuf>,
+
     /// Report only: every rule's action is reduced to alert.
     #[arg(long)]
     pub monitor: bool,
@@ -65,6 +69,8 @@ pub enum Command {
     ///   mcp-watchdog scan-text tool-description.txt
     ///   echo '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"http://169.254.169.254/"}}}' | mcp-watchdog scan-text --direction request -
     ScanText(ScanTextArgs),
+    /// Review and approve tool, prompt and resource definitions pinned on first use.
+    Pins(PinsArgs),
     /// The embedded scripted server used by `demo` (speaks MCP on stdio).
     #[command(hide = true)]
     DemoServer,
@@ -102,5 +108,51 @@ pub enum AuditCommand {
     Verify {
         /// The log to check (default: the configured audit log).
         file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PinsArgs {
+    /// The pins file (default: `pins_file` of --config, else $XDG_STATE_HOME/mcp-watchdog/pins.json).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub pins: Option<PathBuf>,
+
+    /// watchdog.toml whose `pins_file` to use.
+    #[arg(short, long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: PinsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PinsCommand {
+    /// Pinned servers and items, with their state (approved, pending, changed, removed).
+    List {
+        /// Only this server (configured name or id prefix).
+        server: Option<String>,
+    },
+    /// What changed: the approved definition against the one now offered.
+    Diff {
+        /// Configured server name or id prefix.
+        server: String,
+        /// Tool or prompt name, resource URI, or `instructions` (default: everything pending).
+        item: Option<String>,
+    },
+    /// Trust the definition now offered (or the removal) from now on.
+    Approve {
+        /// Configured server name or id prefix.
+        server: String,
+        /// Tool or prompt name, resource URI, or `instructions`.
+        #[arg(required_unless_present = "all")]
+        item: Option<String>,
+        /// Everything pending on this server.
+        #[arg(long, conflicts_with = "item")]
+        all: bool,
+    },
+    /// Forget a server's pins: its next session trusts what it sees on first use.
+    Reset {
+        /// Configured server name or id prefix.
+        server: String,
     },
 }

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub drain_timeout_ms: Option<u64>,
     /// How long a server's process tree gets between SIGTERM and SIGKILL.
     pub shutdown_grace_ms: Option<u64>,
+    /// Where tool pins are kept (default: $XDG_STATE_HOME/mcp-watchdog/pins.json).
+    pub pins_file: Option<PathBuf>,
     #[serde(default)]
     pub alerts: AlertsConfig,
     #[serde(default)]
@@ -160,6 +162,8 @@ pub struct Settings {
     pub quiet: bool,
     pub audit_log: Option<PathBuf>,
     pub repeat_window: Duration,
+    /// `None`: the default pins file.
+    pub pins_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -295,6 +299,7 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
         quiet: args.quiet || file.alerts.quiet,
         audit_log: args.audit_log.clone().or(file.alerts.audit_log),
         repeat_window: Duration::from_secs(file.alerts.repeat_window_secs.unwrap_or(10)),
+        pins_file: args.pins.clone().or(file.pins_file),
     })
 }
 

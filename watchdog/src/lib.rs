@@ -11,6 +11,7 @@ pub mod demo;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod pins;
 pub mod policy;
 pub mod proxy;
 pub mod supervisor;

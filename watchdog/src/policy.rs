@@ -55,9 +55,13 @@ pub const BLOCK_CRITICAL_BY_DEFAULT: &[&str] = &[
     "EMAIL-INJECT",
 ];
 
+/// Rules whose every finding is stopped: a denied tool, and a pinned definition that changed
+/// (withheld from lists and its calls refused until the user approves it).
+pub const BLOCK_BY_DEFAULT: &[&str] = &[TOOL_POLICY, "RUG-PULL"];
+
 /// The default action of a rule for a finding of `severity`.
 fn default_action(rule: &str, severity: Severity) -> Action {
-    if rule == TOOL_POLICY {
+    if BLOCK_BY_DEFAULT.contains(&rule) {
         Action::Block
     } else if STRIP_BY_DEFAULT.contains(&rule) {
         Action::Strip
@@ -162,6 +166,7 @@ mod tests {
         assert_eq!(p.action("X"), Action::Off);
         let p = Policy::new(Mode::Enforce, HashMap::new());
         assert_eq!(p.action(TOOL_POLICY), Action::Block);
+        assert_eq!(p.action_for("RUG-PULL", Severity::High), Action::Block);
     }
 
     #[test]

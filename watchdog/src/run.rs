@@ -2,7 +2,7 @@
 
 use crate::alert::{self, AlertSink, AlertSinkConfig, StderrStyle};
 use crate::analyze::Analyzers;
-use crate::cli::{AuditCommand, Cli, Command, ProxyArgs};
+use crate::cli::{AuditCommand, Cli, Command, PinsArgs, PinsCommand, ProxyArgs};
 use crate::config::Settings;
 use crate::jsonrpc::frame_stream;
 use crate::proxy::session::{Session, SessionParts, UpstreamLink};
@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::DemoServer) => crate::demo::server::run(),
         Some(Command::ScanText(args)) => crate::scan_text::run(&args, &cli.proxy),
         Some(Command::Audit(AuditCommand::Verify { file })) => verify_audit(file, &cli.proxy),
+        Some(Command::Pins(args)) => pins(args),
         None => run_proxy(&cli.proxy),
     }
 }
@@ -69,6 +70,47 @@ fn verify_audit(file: Option<std::path::PathBuf>, args: &ProxyArgs) -> ExitCode 
         }
         Err(e) => {
             println!("{}: TAMPERED: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mcp-watchdog pins …`: 0 when done, 1 when nothing matched or the file could not be used.
+fn pins(args: PinsArgs) -> ExitCode {
+    use crate::pins::{commands, Store};
+    let from_config = match &args.config {
+        Some(p) => match crate::config::load_file(p) {
+            Ok(c) => c.pins_file,
+            Err(e) => {
+                eprintln!("mcp-watchdog: {e:#}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        },
+        None => None,
+    };
+    let Some(path) = args.pins.or(from_config).or_else(Store::default_path) else {
+        eprintln!("mcp-watchdog: no pins file (give --pins, or set $XDG_STATE_HOME or $HOME)");
+        return ExitCode::from(USAGE_ERROR);
+    };
+    let store = Store::new(path);
+    let mut out = std::io::stdout().lock();
+    let done = match &args.command {
+        PinsCommand::List { server } => {
+            commands::list(&store, server.as_deref(), &mut out).map(|()| true)
+        }
+        PinsCommand::Diff { server, item } => {
+            commands::diff(&store, server, item.as_deref(), &mut out)
+        }
+        PinsCommand::Approve { server, item, .. } => {
+            commands::approve(&store, server, item.as_deref(), &mut out)
+        }
+        PinsCommand::Reset { server } => commands::reset(&store, server, &mut out),
+    };
+    match done {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("mcp-watchdog: {e:#}");
             ExitCode::FAILURE
         }
     }

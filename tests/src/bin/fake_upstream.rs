@@ -35,6 +35,11 @@
 //!   --exit-code N                    exit status on stdin EOF (default 0)
 //!   --delay-ms N                     sleep before each reply to a request
 //!   --stderr-line TEXT               write TEXT on stderr at start (repeatable)
+//!   --tools-file FILE                the tools, re-read on every tools/list (overrides --tools): one
+//!                                    per line, `name` or `name: description`; a test edits it to
+//!                                    change, add or remove tools while the server runs
+//!   --instructions-file FILE         the initialize result's `instructions`, read on every
+//!                                    initialize (none while the file is absent)
 //!
 //! A notification whose method starts with `test/bounce` is answered with a `test/bounced` notification
 //! carrying the same params bytes, so that server-originated traffic can be varied too.
@@ -73,6 +78,8 @@ struct Opts {
     exit_code: i32,
     delay_ms: u64,
     stderr_lines: Vec<String>,
+    tools_file: Option<PathBuf>,
+    instructions_file: Option<PathBuf>,
 }
 
 fn parse_opts() -> Opts {
@@ -124,6 +131,8 @@ fn parse_opts() -> Opts {
             "--exit-code" => o.exit_code = num(&val()),
             "--delay-ms" => o.delay_ms = num(&val()),
             "--stderr-line" => o.stderr_lines.push(val()),
+            "--tools-file" => o.tools_file = Some(val().into()),
+            "--instructions-file" => o.instructions_file = Some(val().into()),
             other => die(&format!("unknown flag {other}")),
         }
     }
@@ -292,7 +301,10 @@ impl Server {
         let result = match method.as_str() {
             "initialize" => self.initialize(params),
             "ping" => "{}".to_owned(),
-            "tools/list" => self.list(&self.o.tools.clone(), "tools", params),
+            "tools/list" => {
+                let (names, descriptions) = self.current_tools();
+                self.list_described(&names, &descriptions, "tools", params)
+            }
             "prompts/list" => self.list(&self.o.prompts.clone(), "prompts", params),
             "resources/list" => self.list(&self.o.resources.clone(), "resources", params),
             "resources/templates/list" => {
@@ -336,8 +348,15 @@ impl Server {
         if !self.o.resources.is_empty() || !self.o.templates.is_empty() {
             caps.push(r#""resources":{}"#.to_owned());
         }
+        let instructions = self
+            .o
+            .instructions_file
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+            .map(|text| format!(r#","instructions":{}"#, js(text.trim())))
+            .unwrap_or_default();
         format!(
-            r#"{{"protocolVersion":{version},"capabilities":{{{}}},"serverInfo":{{"name":{},"version":"0.0.1"}}}}"#,
+            r#"{{"protocolVersion":{version},"capabilities":{{{}}},"serverInfo":{{"name":{},"version":"0.0.1"}}{instructions}}}"#,
             caps.join(","),
             js(&self.o.name)
         )
@@ -345,6 +364,39 @@ impl Server {
 
     /// tools/list or prompts/list; the cursor is the decimal offset of the next page.
     fn list(&self, names: &[String], key: &str, params: Option<&str>) -> String {
+        self.list_described(names, &BTreeMap::new(), key, params)
+    }
+
+    /// The tools now offered: from --tools-file when given (with any descriptions it sets), else
+    /// from --tools.
+    fn current_tools(&self) -> (Vec<String>, BTreeMap<String, String>) {
+        let Some(path) = &self.o.tools_file else {
+            return (self.o.tools.clone(), BTreeMap::new());
+        };
+        let text =
+            fs::read_to_string(path).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+        let mut names = Vec::new();
+        let mut descriptions = BTreeMap::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            match line.split_once(':') {
+                Some((name, desc)) => {
+                    names.push(name.trim().to_owned());
+                    descriptions.insert(name.trim().to_owned(), desc.trim().to_owned());
+                }
+                None => names.push(line.to_owned()),
+            }
+        }
+        (names, descriptions)
+    }
+
+    /// A list whose items take their description from `descriptions` when it has one.
+    fn list_described(
+        &self,
+        names: &[String],
+        descriptions: &BTreeMap<String, String>,
+        key: &str,
+        params: Option<&str>,
+    ) -> String {
         let start: usize = params
             .and_then(|p| serde_json::from_str::<Value>(p).ok())
             .and_then(|p| p.get("cursor").and_then(Value::as_str).map(str::to_owned))
@@ -358,7 +410,10 @@ impl Server {
         let items: Vec<String> = names[start..end]
             .iter()
             .map(|n| {
-                let desc = js(&format!("Fake {key} item {n} of {}", self.o.name));
+                let desc = js(&descriptions
+                    .get(n)
+                    .cloned()
+                    .unwrap_or_else(|| format!("Fake {key} item {n} of {}", self.o.name)));
                 let uri = js(&format!("file:///{}/{n}", self.o.name));
                 if key == "resources" {
                     return format!(r#"{{"uri":{uri},"name":{},"description":{desc}}}"#, js(n));

@@ -113,6 +113,9 @@ fn drive(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .arg(&audit)
         .arg("--config")
         .arg(&config)
+        // The demo's server must not leave pins in the user's own file.
+        .arg("--pins")
+        .arg(dir.path().join("pins.json"))
         .arg("--")
         .arg(&exe)
         .arg("demo-server")

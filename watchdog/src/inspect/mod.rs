@@ -6,6 +6,7 @@
 
 pub mod pipeline;
 pub mod registry;
+pub mod rug_pull;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;

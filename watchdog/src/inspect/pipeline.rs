@@ -12,8 +12,11 @@ pub enum Outcome {
     Pass,
     /// Forward these bytes instead (same id, same shape).
     Rewrite(Bytes),
-    /// Do not forward; the requester gets a generic JSON-RPC error.
-    Block { reason: String },
+    /// Do not forward; the requester gets a JSON-RPC error with `message`, or a generic one.
+    Block {
+        reason: String,
+        message: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -69,7 +72,10 @@ impl Pipeline {
             .map(|a| fill_context(a, &meta))
             .collect();
         let outcome = if let Some(reason) = findings.block {
-            Outcome::Block { reason }
+            Outcome::Block {
+                reason,
+                message: findings.block_message,
+            }
         } else if subject.changed() {
             let value = subject.into_value().expect("changed implies parsed");
             Outcome::Rewrite(Bytes::from(

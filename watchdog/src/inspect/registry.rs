@@ -29,6 +29,7 @@ pub fn pipeline(settings: &Settings) -> Pipeline {
 pub fn pipeline_for(policy: Policy, filters: HashMap<String, ToolFilter>) -> Pipeline {
     let inspectors: Vec<Box<dyn Inspector>> = vec![
         Box::new(ToolPolicy::new(filters)),
+        Box::new(super::rug_pull::RugPull::for_settings(settings)),
         Box::new(TextInspector::new(text_detectors())),
     ];
     Pipeline::new(policy, inspectors)

@@ -78,6 +78,9 @@ pub struct Findings {
     pub alerts: Vec<Alert>,
     /// Why the message is stopped (kept internal; the requester sees a generic message).
     pub block: Option<String>,
+    /// What the requester is told instead of the generic message, when telling helps the user
+    /// act (e.g. which command approves a changed tool).
+    pub block_message: Option<String>,
 }
 
 impl Findings {
@@ -87,5 +90,14 @@ impl Findings {
 
     pub fn block(&mut self, reason: impl Into<String>) {
         self.block.get_or_insert_with(|| reason.into());
+    }
+
+    /// Stops the message and tells the requester `message` (unless another inspector stopped it
+    /// first: the first reason stands).
+    pub fn refuse(&mut self, reason: impl Into<String>, message: impl Into<String>) {
+        if self.block.is_none() {
+            self.block = Some(reason.into());
+            self.block_message = Some(message.into());
+        }
     }
 }

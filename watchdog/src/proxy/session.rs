@@ -367,7 +367,7 @@ impl Session {
                     return;
                 }
             },
-            Outcome::Block { .. } => {
+            Outcome::Block { message, .. } => {
                 self.observe(
                     upstream,
                     Direction::ClientToServer,
@@ -376,7 +376,8 @@ impl Session {
                     &msg.raw,
                     true,
                 );
-                self.fail_origin(origin, upstream, code::BLOCKED, BLOCKED_MESSAGE, ctx);
+                let message = message.as_deref().unwrap_or(BLOCKED_MESSAGE);
+                self.fail_origin(origin, upstream, code::BLOCKED, message, ctx);
                 return;
             }
         }
