@@ -110,7 +110,7 @@ fn scan(args: &ScanTextArgs, proxy: &ProxyArgs) -> anyhow::Result<bool> {
             "verdict: rewritten; the other side would receive:\n{}",
             String::from_utf8_lossy(bytes)
         ),
-        Outcome::Block { reason } => {
+        Outcome::Block { reason, .. } => {
             println!("verdict: blocked ({reason}); the requester would get a JSON-RPC error")
         }
     }

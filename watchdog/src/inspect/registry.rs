@@ -1,5 +1,6 @@
 //! Which inspectors and text detectors a proxy runs, in order.
 
+use super::rug_pull::RugPull;
 use super::text::{TextDetector, TextInspector};
 use super::tool_policy::ToolPolicy;
 use super::{Inspector, Pipeline};
@@ -13,24 +14,34 @@ pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
 }
 
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
-/// other work), then the text detectors.
+/// other work), then pinned definitions (RUG-PULL), then the text detectors.
 pub fn pipeline(settings: &Settings) -> Pipeline {
-    pipeline_for(
+    let filters = settings
+        .servers
+        .iter()
+        .map(|s| (s.name.clone(), s.tools.clone()))
+        .collect();
+    build(
         settings.policy.clone(),
-        settings
-            .servers
-            .iter()
-            .map(|s| (s.name.clone(), s.tools.clone()))
-            .collect(),
+        filters,
+        Some(RugPull::for_settings(settings)),
     )
 }
 
-/// The same pipeline from a policy and per-server tool lists alone.
+/// The stateless part of the pipeline (no pins): for `scan-text`, benchmarks and fuzzing.
 pub fn pipeline_for(policy: Policy, filters: HashMap<String, ToolFilter>) -> Pipeline {
-    let inspectors: Vec<Box<dyn Inspector>> = vec![
-        Box::new(ToolPolicy::new(filters)),
-        Box::new(super::rug_pull::RugPull::for_settings(settings)),
-        Box::new(TextInspector::new(text_detectors())),
-    ];
+    build(policy, filters, None)
+}
+
+fn build(
+    policy: Policy,
+    filters: HashMap<String, ToolFilter>,
+    rug_pull: Option<RugPull>,
+) -> Pipeline {
+    let mut inspectors: Vec<Box<dyn Inspector>> = vec![Box::new(ToolPolicy::new(filters))];
+    if let Some(r) = rug_pull {
+        inspectors.push(Box::new(r));
+    }
+    inspectors.push(Box::new(TextInspector::new(text_detectors())));
     Pipeline::new(policy, inspectors)
 }
