@@ -4,8 +4,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use watchdog::alert::Direction;
-use watchdog::cli::ProxyArgs;
-use watchdog::config::Settings;
+use watchdog::policy::Policy;
 use watchdog::inspect::{Outcome, SubjectMeta};
 use watchdog::jsonrpc::{Id, Kind};
 
@@ -15,8 +14,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let settings = Settings::from_args(&ProxyArgs { server_command: vec!["fuzz".into()], ..Default::default() }).unwrap();
-    let pipeline = watchdog::inspect::registry::pipeline(&settings);
+    let pipeline = watchdog::inspect::registry::pipeline_for(Policy::default(), Default::default());
     let direction = if data[0] & 1 == 0 { Direction::ServerToClient } else { Direction::ClientToServer };
     let kind = [Kind::Request, Kind::Notification, Kind::Result, Kind::Error][(data[0] >> 1) as usize % 4];
     let method = METHODS[(data[1] as usize) % METHODS.len()];

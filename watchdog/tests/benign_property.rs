@@ -4,10 +4,9 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use watchdog::alert::Direction;
-use watchdog::cli::ProxyArgs;
-use watchdog::config::Settings;
 use watchdog::inspect::{Outcome, Pipeline, SubjectMeta};
 use watchdog::jsonrpc::{Id, Kind};
+use watchdog::policy::Policy;
 
 /// Words a benign message is made of: prose, code, paths, non-Latin scripts, emoji with joiners.
 const WORDS: &[&str] = &[
@@ -97,12 +96,7 @@ fn tool_def() -> impl Strategy<Value = Value> {
 }
 
 fn pipeline() -> Pipeline {
-    let settings = Settings::from_args(&ProxyArgs {
-        server_command: vec!["server".into()],
-        ..Default::default()
-    })
-    .unwrap();
-    watchdog::inspect::registry::pipeline(&settings)
+    watchdog::inspect::registry::pipeline_for(Policy::default(), Default::default())
 }
 
 fn assert_passes(
