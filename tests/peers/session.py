@@ -328,14 +328,14 @@ class Runner:
             "gzip-file-as-resource",
             {"name": "session.txt.gz", "data": data_uri, "outputType": "resource"},
         )
-        self.record(
-            "tools/call unknown tool",
-            await self.request(
-                "tools/call no-such-tool",
-                s.call_tool(self.name("no-such-tool"), {}),
-                allow_error=True,
-            ),
+        unknown = await self.request(
+            "tools/call no-such-tool",
+            s.call_tool(self.name("no-such-tool"), {}),
+            allow_error=True,
         )
+        # The server reports an unknown tool as a tool error; the watchdog refuses a name that was
+        # never listed (a hidden tool could answer) with a JSON-RPC error. Either is a refusal.
+        self.record("tools/call unknown tool", {"refused": "error" in unknown or unknown.get("isError") is True})
 
         for uri in (
             "demo://resource/static/document/features.md",

@@ -235,6 +235,9 @@ fn watchdog_wrap(audit: &Path, server: &[String]) -> Vec<String> {
         "--quiet".into(),
         "--audit-log".into(),
         audit.display().to_string(),
+        // Pins beside the audit log: a test never writes under the real $HOME.
+        "--pins".into(),
+        audit.with_file_name("pins.json").display().to_string(),
         "--".into(),
     ];
     v.extend(server.iter().cloned());
@@ -247,6 +250,9 @@ fn watchdog_gateway(audit: &Path, config: &Path) -> Vec<String> {
         "--quiet".into(),
         "--audit-log".into(),
         audit.display().to_string(),
+        // Pins beside the audit log: a test never writes under the real $HOME.
+        "--pins".into(),
+        audit.with_file_name("pins.json").display().to_string(),
         "--config".into(),
         config.display().to_string(),
     ]
