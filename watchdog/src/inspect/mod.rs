@@ -4,8 +4,12 @@
 //! pipeline parses a message only when an interested inspector asks for its JSON, and re-serializes
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
+pub mod argument;
 pub mod pipeline;
 pub mod registry;
+#[cfg(test)]
+mod request_testkit;
+pub mod ssrf;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;
