@@ -5,6 +5,7 @@
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
 pub mod argument;
+pub mod exfil;
 pub mod pipeline;
 pub mod registry;
 #[cfg(test)]
