@@ -202,9 +202,10 @@ const REQUEST_METHODS: &[&[u8]] = &[
 /// The raw check of every request-side family.
 ///
 /// For a whole message (JSON with `"jsonrpc"`): only requests that carry arguments get a look, so
-/// responses, however large, stay on the fast path. For one string: short values without spaces
-/// (hosts, URLs, paths, ids) get a look, since `2130706433` or `127.1` hold no trigger literal;
-/// longer text must match a family's trigger literals.
+/// responses, however large, stay on the fast path. For one string: short values (up to 256
+/// bytes, or up to 1 KiB without spaces: hosts, URLs, paths, ids, branch names) get a look, since
+/// `2130706433`, `127.1` or `v1⏎ls -la` hold no trigger literal; longer text must match a family's
+/// trigger literals. Short strings cost little whatever runs on them.
 pub fn raw_check(raw: &[u8]) -> bool {
     let trimmed = raw.trim_ascii_start();
     if trimmed.first() == Some(&b'{') && memchr::memmem::find(raw, b"\"jsonrpc\"").is_some() {
@@ -212,7 +213,7 @@ pub fn raw_check(raw: &[u8]) -> bool {
             .iter()
             .any(|m| memchr::memmem::find(raw, m).is_some());
     }
-    raw.len() <= 1024 && !raw.contains(&b' ')
+    raw.len() <= 256 || raw.len() <= 1024 && !raw.contains(&b' ')
 }
 
 #[cfg(test)]
@@ -264,6 +265,7 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch"}}"#;
         assert!(raw_check(request));
         assert!(raw_check(b"2130706433"));
-        assert!(!raw_check(b"a sentence with words"));
+        assert!(raw_check(b"v1\nls -la"));
+        assert!(!raw_check("a sentence with words ".repeat(20).as_bytes()));
     }
 }

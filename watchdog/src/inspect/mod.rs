@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod registry;
 #[cfg(test)]
 mod request_testkit;
+pub mod shell;
 pub mod ssrf;
 pub mod subject;
 pub mod text;
