@@ -5,12 +5,15 @@
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
 pub mod argument;
+pub mod email;
 pub mod exfil;
+pub mod path;
 pub mod pipeline;
 pub mod registry;
 #[cfg(test)]
 mod request_testkit;
 pub mod shell;
+pub mod sql;
 pub mod ssrf;
 pub mod subject;
 pub mod text;

@@ -7,7 +7,14 @@ use crate::config::Settings;
 
 /// Every text detector family, one per file under `inspect/`.
 pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
-    vec![Box::new(super::ssrf::Ssrf)]
+    vec![
+        Box::new(super::ssrf::Ssrf),
+        Box::new(super::exfil::Exfil),
+        Box::new(super::shell::Shell),
+        Box::new(super::sql::SqlInject),
+        Box::new(super::path::PathTraversal),
+        Box::new(super::email::HeaderInjection),
+    ]
 }
 
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
@@ -20,6 +27,8 @@ pub fn pipeline(settings: &Settings) -> Pipeline {
         .collect();
     let inspectors: Vec<Box<dyn Inspector>> = vec![
         Box::new(ToolPolicy::new(filters)),
+        // Compares a mail call's arguments with each other, which a text detector cannot.
+        Box::new(super::email::UnexpectedBcc),
         Box::new(TextInspector::new(text_detectors())),
     ];
     Pipeline::new(settings.policy.clone(), inspectors)

@@ -392,12 +392,10 @@ impl TextDetector for Ssrf {
             "100.100.100.200",
             "168.63.129.16",
             "fd00:ec2",
-            "gopher:",
-            "dict:",
+            "gopher://",
+            "dict://",
             "file:/",
             "netdoc:",
-            "http://",
-            "http:\\/\\/",
         ]
     }
 
