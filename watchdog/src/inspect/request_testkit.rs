@@ -254,6 +254,15 @@ pub fn everyday_calls() -> Vec<Value> {
         ),
         call("get-sum", json!({"a": 1, "b": 2})),
         call(
+            "gzip-file-as-resource",
+            json!({"name": "session.txt.gz", "data": "data:text/plain;base64,Z3ppcCBtZSwgZGV0ZXJtaW5pc3RpY2FsbHkK", "outputType": "resource"}),
+        ),
+        call(
+            "echo_tool",
+            json!({"k0": "quotes \" backslash \\ slash / controls \u{8}\u{c}\n\r\t", "k1": "\u{2028} line sep \u{2029} para sep \u{feff} bom"}),
+        ),
+        call("read_text_file", json!({"path": "/etc/hostname"})),
+        call(
             "slack_post_message",
             json!({"channel_id": "C024BE91L", "text": "Deploy done ✅ — see https://ci.example.com/runs/12345?attempt=2#logs"}),
         ),
