@@ -4,9 +4,18 @@
 //! pipeline parses a message only when an interested inspector asks for its JSON, and re-serializes
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
+pub mod argument;
+pub mod email;
+pub mod exfil;
+pub mod path;
 pub mod pipeline;
 pub mod registry;
+#[cfg(test)]
+mod request_testkit;
 pub mod rug_pull;
+pub mod shell;
+pub mod sql;
+pub mod ssrf;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;

@@ -10,7 +10,22 @@ use std::collections::HashMap;
 
 /// Every text detector family, one per file under `inspect/`.
 pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
-    vec![]
+    vec![
+        Box::new(super::ssrf::Ssrf),
+        Box::new(super::exfil::Exfil),
+        Box::new(super::shell::Shell),
+        Box::new(super::sql::SqlInject),
+        Box::new(super::path::PathTraversal),
+        Box::new(super::email::HeaderInjection),
+    ]
+}
+
+/// Stateless inspectors that judge a whole message rather than string by string.
+pub fn message_inspectors() -> Vec<Box<dyn Inspector>> {
+    vec![
+        // Compares a mail call's arguments with each other, which a text detector cannot.
+        Box::new(super::email::UnexpectedBcc),
+    ]
 }
 
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
@@ -42,6 +57,7 @@ fn build(
     if let Some(r) = rug_pull {
         inspectors.push(Box::new(r));
     }
+    inspectors.extend(message_inspectors());
     inspectors.push(Box::new(TextInspector::new(text_detectors())));
     Pipeline::new(policy, inspectors)
 }
