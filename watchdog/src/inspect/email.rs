@@ -85,6 +85,11 @@ impl TextDetector for HeaderInjection {
         "email-header"
     }
 
+    /// Judges what the client sends to servers.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        Some(crate::alert::Direction::ClientToServer)
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &["bcc", "cc:", "%0a", "%0d"]
     }
@@ -178,7 +183,7 @@ impl Inspector for UnexpectedBcc {
             && meta.method == Some(TOOLS_CALL)
     }
 
-    fn prefilter(&self, raw: &[u8]) -> bool {
+    fn prefilter(&self, _meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
         raw.windows(3).any(|w| w.eq_ignore_ascii_case(b"bcc"))
     }
 

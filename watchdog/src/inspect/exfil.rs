@@ -374,6 +374,11 @@ impl TextDetector for Exfil {
         "exfil"
     }
 
+    /// Judges what the client sends to servers.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        Some(crate::alert::Direction::ClientToServer)
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[
             "webhook.site",

@@ -34,7 +34,7 @@ pub trait Inspector: Send + Sync {
     fn applies(&self, meta: &SubjectMeta<'_>, policy: &Policy) -> bool;
 
     /// A fast look at the raw bytes; `false` means nothing here can concern this inspector.
-    fn prefilter(&self, _raw: &[u8]) -> bool {
+    fn prefilter(&self, _meta: &SubjectMeta<'_>, _raw: &[u8]) -> bool {
         true
     }
 

@@ -317,6 +317,11 @@ impl TextDetector for PathTraversal {
         "path"
     }
 
+    /// Judges what the client sends to servers.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        Some(crate::alert::Direction::ClientToServer)
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[
             "../../",

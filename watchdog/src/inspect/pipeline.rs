@@ -46,7 +46,7 @@ impl Pipeline {
         let mut subject = Subject::new(meta, raw);
         let mut findings = Findings::default();
         for inspector in &self.inspectors {
-            if !inspector.applies(&meta, &self.policy) || !inspector.prefilter(raw) {
+            if !inspector.applies(&meta, &self.policy) || !inspector.prefilter(&meta, raw) {
                 continue;
             }
             let ran = catch_unwind(AssertUnwindSafe(|| {
@@ -127,7 +127,7 @@ mod tests {
         fn applies(&self, _: &SubjectMeta<'_>, _: &Policy) -> bool {
             true
         }
-        fn prefilter(&self, raw: &[u8]) -> bool {
+        fn prefilter(&self, _meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
             memchr::memmem::find(raw, b"shout").is_some()
         }
         fn inspect(&self, s: &mut Subject<'_>, _: &Policy, _: &mut Findings) {

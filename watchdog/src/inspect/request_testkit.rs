@@ -453,8 +453,16 @@ mod families_together {
             ("rust source", code),
             ("more source", docs),
         ] {
+            let id = crate::jsonrpc::Id("1".into());
+            let meta = SubjectMeta {
+                direction: Direction::ServerToClient,
+                server: "s",
+                kind: crate::jsonrpc::Kind::Result,
+                method: Some("tools/call"),
+                id: Some(&id),
+            };
             assert!(
-                !inspector.prefilter(&response(&text)),
+                !inspector.prefilter(&meta, &response(&text)),
                 "{what} leaves the fast path"
             );
         }
@@ -464,8 +472,16 @@ mod families_together {
         for (direction, _, method, message) in traffic {
             if direction == Direction::ServerToClient {
                 let raw = serde_json::to_vec(&message).unwrap();
+                let id = crate::jsonrpc::Id("1".into());
+                let meta = SubjectMeta {
+                    direction,
+                    server: "s",
+                    kind: crate::jsonrpc::Kind::Result,
+                    method: Some(method.as_str()),
+                    id: Some(&id),
+                };
                 assert!(
-                    !inspector.prefilter(&raw),
+                    !inspector.prefilter(&meta, &raw),
                     "{method} response leaves the fast path"
                 );
             }

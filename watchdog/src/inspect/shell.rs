@@ -532,6 +532,11 @@ impl TextDetector for Shell {
         "shell"
     }
 
+    /// Judges what the client sends to servers.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        Some(crate::alert::Direction::ClientToServer)
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[
             "/dev/tcp",

@@ -113,6 +113,11 @@ impl TextDetector for SqlInject {
         "sql"
     }
 
+    /// Judges what the client sends to servers.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        Some(crate::alert::Direction::ClientToServer)
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[
             "union select",

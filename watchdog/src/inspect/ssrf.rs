@@ -383,6 +383,11 @@ impl TextDetector for Ssrf {
         "ssrf"
     }
 
+    /// Judges what the client sends to servers.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        Some(crate::alert::Direction::ClientToServer)
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[
             "169.254",

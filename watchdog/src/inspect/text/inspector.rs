@@ -2,7 +2,7 @@
 
 use super::sites::visit_texts;
 use super::{apply_edits, Edit, Hit, Normalized, Replacement, Site, TextDetector, TextView};
-use crate::alert::{ActionTaken, Alert};
+use crate::alert::{ActionTaken, Alert, Direction};
 use crate::inspect::{Findings, Inspector, Subject, SubjectMeta};
 use crate::policy::{Action, Policy};
 use aho_corasick::AhoCorasick;
@@ -11,41 +11,70 @@ use std::collections::BTreeMap;
 
 pub struct TextInspector {
     detectors: Vec<Box<dyn TextDetector>>,
-    /// Union of every detector's trigger literals, ASCII case-insensitive.
+    to_server: DirectionSet,
+    to_client: DirectionSet,
+}
+
+/// The detectors that concern one direction, and the union of their trigger literals (ASCII
+/// case-insensitive): traffic one way never pays for the other way's detectors.
+struct DirectionSet {
+    members: Vec<usize>,
     triggers: AhoCorasick,
 }
 
-impl TextInspector {
-    pub fn new(detectors: Vec<Box<dyn TextDetector>>) -> Self {
-        let literals: Vec<&str> = detectors
+impl DirectionSet {
+    fn new(detectors: &[Box<dyn TextDetector>], direction: Direction) -> Self {
+        let members: Vec<usize> = (0..detectors.len())
+            .filter(|&i| detectors[i].direction().is_none_or(|d| d == direction))
+            .collect();
+        let literals: Vec<&str> = members
             .iter()
-            .flat_map(|d| d.triggers().iter().copied())
+            .flat_map(|&i| detectors[i].triggers().iter().copied())
             .collect();
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .build(&literals)
             .expect("trigger literals build");
+        DirectionSet { members, triggers }
+    }
+}
+
+impl TextInspector {
+    pub fn new(detectors: Vec<Box<dyn TextDetector>>) -> Self {
         TextInspector {
+            to_server: DirectionSet::new(&detectors, Direction::ClientToServer),
+            to_client: DirectionSet::new(&detectors, Direction::ServerToClient),
             detectors,
-            triggers,
         }
     }
 
-    fn worth_a_look(&self, bytes: &[u8]) -> bool {
-        self.triggers.is_match(bytes) || self.detectors.iter().any(|d| d.raw_check(bytes))
+    fn set(&self, direction: Direction) -> &DirectionSet {
+        match direction {
+            Direction::ClientToServer => &self.to_server,
+            Direction::ServerToClient => &self.to_client,
+        }
+    }
+
+    fn worth_a_look(&self, set: &DirectionSet, bytes: &[u8]) -> bool {
+        set.triggers.is_match(bytes)
+            || set
+                .members
+                .iter()
+                .any(|&i| self.detectors[i].raw_check(bytes))
     }
 
     /// Runs the detectors over one message; returns hits per site (for `scan-text` and tests too).
     pub fn scan(&self, message: &Value, meta: &SubjectMeta<'_>) -> Vec<(Site, String, Vec<Hit>)> {
         let mut found = Vec::new();
+        let set = self.set(meta.direction);
         visit_texts(message, meta, &mut |site, text| {
-            if !self.worth_a_look(text.as_bytes()) {
+            if !self.worth_a_look(set, text.as_bytes()) {
                 return;
             }
-            let applicable: Vec<&dyn TextDetector> = self
-                .detectors
+            let applicable: Vec<&dyn TextDetector> = set
+                .members
                 .iter()
-                .map(|d| d.as_ref())
+                .map(|&i| self.detectors[i].as_ref())
                 .filter(|d| d.applies(meta, site))
                 .collect();
             if applicable.is_empty() {
@@ -75,12 +104,12 @@ impl Inspector for TextInspector {
         "text"
     }
 
-    fn applies(&self, _meta: &SubjectMeta<'_>, _policy: &Policy) -> bool {
-        !self.detectors.is_empty()
+    fn applies(&self, meta: &SubjectMeta<'_>, _policy: &Policy) -> bool {
+        !self.set(meta.direction).members.is_empty()
     }
 
-    fn prefilter(&self, raw: &[u8]) -> bool {
-        self.worth_a_look(raw)
+    fn prefilter(&self, meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
+        self.worth_a_look(self.set(meta.direction), raw)
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {

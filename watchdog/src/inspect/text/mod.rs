@@ -56,6 +56,12 @@ pub struct Hit {
 pub trait TextDetector: Send + Sync {
     fn name(&self) -> &'static str;
 
+    /// The one direction this detector judges (`None`: both). Lets each direction's prefilter
+    /// carry only the triggers that can matter to it.
+    fn direction(&self) -> Option<crate::alert::Direction> {
+        None
+    }
+
     /// Literals (ASCII case-insensitive) whose absence from a message's raw bytes proves this
     /// detector has nothing to find there. Include JSON escape spellings (`\u200b`) when a trigger
     /// can travel escaped. An empty list means "use [`TextDetector::raw_check`] only".
