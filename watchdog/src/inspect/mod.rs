@@ -4,11 +4,16 @@
 //! pipeline parses a message only when an interested inspector asks for its JSON, and re-serializes
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
+pub mod entropy;
 pub mod pipeline;
 pub mod registry;
+pub mod secrets;
+pub mod secrets_kinds;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;
+pub mod visible_text;
+pub mod whitespace_stego;
 
 pub use pipeline::{Inspection, Outcome, Pipeline};
 pub use subject::{Findings, Subject, SubjectMeta};
