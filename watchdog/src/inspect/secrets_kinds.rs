@@ -408,6 +408,7 @@ pub const LABEL_NOT_SECRET: &[&str] = &[
 pub const KNOWN_EXAMPLES: &[&str] = &[
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+    "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
 ];
 
 /// Prefilter literals for the whole detector, on raw JSON bytes (ASCII case-insensitive):
@@ -468,6 +469,8 @@ pub const TRIGGERS: &[&str] = &[
     // Spaced forms of splittable prefixes (`A K I A …`).
     "a k i a",
     "a s i a",
+    "a b i a",
+    "a c c a",
     "g h p _",
     "g h o _",
     "g h s _",
@@ -477,7 +480,7 @@ pub const TRIGGERS: &[&str] = &[
     "x o x",
     "x a p p -",
     "k _ l i v e",
-    "s k - ",
+    "s k -",
     "n p m _",
     "p y p i -",
     "h v s .",
