@@ -533,18 +533,30 @@ fn assigned_value(text: &[u8], label_end: usize) -> Option<Range<usize>> {
         let closed = at(end) == Some(q) || (escaped && at(end) == Some(b'\\'));
         return (closed && len <= MAX_LABELLED_VALUE).then_some(start..end);
     }
-    let len = text[p..]
-        .iter()
-        .take(MAX_LABELLED_VALUE + 1)
-        .take_while(|&&b| {
-            !b.is_ascii_whitespace()
-                && !matches!(
-                    b,
-                    b'"' | b'\'' | b',' | b';' | b'&' | b')' | b'}' | b']' | b'>' | b'\\'
-                )
-        })
-        .count();
+    let mut len = 0;
+    while let Some(&b) = text.get(p + len) {
+        let ends = b.is_ascii_whitespace()
+            || matches!(
+                b,
+                b'"' | b'\'' | b',' | b';' | b')' | b'}' | b']' | b'>' | b'\\'
+            )
+            || (b == b'&' && next_query_parameter(&text[p + len + 1..]));
+        if ends || len > MAX_LABELLED_VALUE {
+            break;
+        }
+        len += 1;
+    }
     (len > 0 && len <= MAX_LABELLED_VALUE).then_some(p..p + len)
+}
+
+/// `name=` right here: an `&` before it separates query parameters rather than being part of a value.
+fn next_query_parameter(rest: &[u8]) -> bool {
+    let name = rest
+        .iter()
+        .take(64)
+        .take_while(|&&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        .count();
+    name > 0 && rest.get(name) == Some(&b'=')
 }
 
 fn labelled_value_is_secret(kind: &str, value: &[u8]) -> bool {
@@ -1033,8 +1045,7 @@ mod tests {
         );
         assert_eq!(
             redacted(&text),
-            "secret_key=[REDACTED:secret]\napi_key: \"[REDACTED:api-key]\"\npassword=[REDACTED:password]&3x!\ntoken: [REDACTED:token]\nDB_PASSWORD='[REDACTED:password]'\n"
-                .replace("[REDACTED:password]&3x!", "[REDACTED:password]&3x!")
+            "secret_key=[REDACTED:secret]\napi_key: \"[REDACTED:api-key]\"\npassword=[REDACTED:password]\ntoken: [REDACTED:token]\nDB_PASSWORD='[REDACTED:password]'\n"
         );
         assert!(hits(&text).iter().all(|h| h.severity == Severity::High));
     }
@@ -1052,13 +1063,14 @@ mod tests {
     #[test]
     fn url_passwords_and_bearer_tokens_are_redacted() {
         let text = format!(
-            "DATABASE_URL=postgres://app:{}@db.internal:5432/app\ncurl -H 'Authorization: Bearer {}' https://api.example.org",
+            "DATABASE_URL=postgres://app:{}@db.internal:5432/app\ncurl -H 'Authorization: Bearer {}' https://api.example.org\nGET /cb?access_token={}&state=af0ifjsldkj",
             random(54, ALNUM, 20),
-            random(55, B64URL, 40)
+            random(55, B64URL, 40),
+            random(56, ALNUM, 30)
         );
         assert_eq!(
             redacted(&text),
-            "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app\ncurl -H 'Authorization: Bearer [REDACTED:bearer-token]' https://api.example.org"
+            "DATABASE_URL=postgres://app:[REDACTED:url-password]@db.internal:5432/app\ncurl -H 'Authorization: Bearer [REDACTED:bearer-token]' https://api.example.org\nGET /cb?access_token=[REDACTED:token]&state=af0ifjsldkj"
         );
     }
 

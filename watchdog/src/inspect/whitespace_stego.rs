@@ -109,3 +109,106 @@ fn mixed_runs_in_json(raw: &[u8]) -> usize {
     }
     count
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::Direction;
+    use crate::inspect::text::TextInspector;
+    use crate::inspect::{Outcome, Pipeline};
+    use crate::jsonrpc::Kind;
+    use crate::mcp::methods::TOOLS_CALL;
+    use crate::policy::{Action, Mode, Policy};
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+
+    fn meta() -> SubjectMeta<'static> {
+        SubjectMeta {
+            direction: Direction::ServerToClient,
+            server: "s",
+            kind: Kind::Result,
+            method: Some(TOOLS_CALL),
+            id: None,
+        }
+    }
+
+    fn raw(text: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}})).unwrap()
+    }
+
+    fn hits(text: &str) -> Vec<Hit> {
+        let message: Value = serde_json::from_slice(&raw(text)).unwrap();
+        TextInspector::new(vec![Box::new(WhitespaceStego)])
+            .scan(&message, &meta())
+            .into_iter()
+            .flat_map(|(_, _, h)| h)
+            .collect()
+    }
+
+    /// Lines of a poem with bits appended SNOW-style.
+    fn snow() -> String {
+        let lines = [
+            "Roses are red,",
+            "violets are blue,",
+            "sugar is sweet,",
+            "and so are you.",
+            "The end.",
+        ];
+        let bits = [" \t  \t", "\t \t ", "  \t\t ", "\t  \t", " \t"];
+        lines
+            .iter()
+            .zip(bits)
+            .map(|(l, b)| format!("{l}{b}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn mixed_trailing_runs_alert_by_default_and_strip_when_asked() {
+        let text = snow();
+        let found = hits(&text);
+        assert_eq!(found.len(), 5);
+        assert_eq!((found[0].rule, found[0].severity), (RULE, Severity::Medium));
+        let inspector = || -> Vec<Box<dyn crate::inspect::Inspector>> {
+            vec![Box::new(TextInspector::new(vec![Box::new(
+                WhitespaceStego,
+            )]))]
+        };
+        let alerting = Pipeline::new(Policy::default(), inspector()).inspect(meta(), &raw(&text));
+        assert_eq!(
+            (alerting.outcome, alerting.alerts.len()),
+            (Outcome::Pass, 1)
+        );
+        let mut o = HashMap::new();
+        o.insert(RULE.to_string(), Action::Strip);
+        let stripping =
+            Pipeline::new(Policy::new(Mode::Enforce, o), inspector()).inspect(meta(), &raw(&text));
+        let Outcome::Rewrite(bytes) = stripping.outcome else {
+            panic!("expected a rewrite");
+        };
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            v["result"]["content"][0]["text"],
+            "Roses are red,\nviolets are blue,\nsugar is sweet,\nand so are you.\nThe end.\n"
+        );
+    }
+
+    #[test]
+    fn raw_check_sees_escaped_tabs_and_breaks() {
+        assert!(WhitespaceStego.raw_check(&raw(&snow())));
+        assert!(WhitespaceStego.raw_check(snow().as_bytes()));
+        assert!(!WhitespaceStego.raw_check(&raw("a  \nb  \nc\td\n")));
+    }
+
+    #[test]
+    fn ordinary_whitespace_passes() {
+        let markdown = "First line  \nsecond line  \nthird  \nfourth  \nfifth  \n";
+        let tsv = "id\tname\tnote\t\n1\tada\t\t\n2\tbob\t\t\t\n3\tcy\t\n4\tdee\t\t\n";
+        let code = "fn main() {    \n\t\n    \t  \n\tlet x = 1;   \n  \t\n}\n";
+        let makefile = "all:\n\tcargo build\t\n\tcargo test\t\n\n";
+        let windows = "line one \r\nline two \r\nline three\t\r\n";
+        for text in [markdown, tsv, code, makefile, windows] {
+            assert!(hits(text).is_empty(), "{text:?}");
+            assert!(!WhitespaceStego.raw_check(&raw(text)), "{text:?}");
+        }
+    }
+}
