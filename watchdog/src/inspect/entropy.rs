@@ -331,7 +331,15 @@ fn may_hold_blob(raw: &[u8]) -> bool {
         }
         i = end + 1;
     }
-    memchr::memchr_iter(b'%', raw).any(|at| percent_span(raw, at).1.is_some())
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'%', &raw[from..]).map(|p| from + p) {
+        let (end, blob) = percent_span(raw, at);
+        if blob.is_some() {
+            return true;
+        }
+        from = end.max(at + 1);
+    }
+    false
 }
 
 /// Calls `f` with every blob whose characters look like encoded text; `f` returns whether to stop.
@@ -669,6 +677,30 @@ mod tests {
         let started = std::time::Instant::now();
         assert!(hits(&text).is_empty());
         assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    #[test]
+    fn pathological_input_stays_bounded() {
+        let inputs = [
+            "%41".repeat(400_000),
+            "I".repeat(1 << 20),
+            b64(&"harmless words and more words ".repeat(30_000)),
+            format!("{}\n", "QUFBQUFBQUFBQUFBQUFBQUFB").repeat(40_000),
+            "%".repeat(1 << 20),
+        ];
+        let d = EncodedPayloads::new();
+        for input in inputs {
+            let started = std::time::Instant::now();
+            let _ = hits(&input);
+            let _ = d.raw_check(input.as_bytes());
+            // Generous for unoptimized test builds; the work is linear.
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{:?}… took {:?}",
+                &input[..12],
+                started.elapsed()
+            );
+        }
     }
 
     // ---- benign twins ----

@@ -305,14 +305,15 @@ fn joined_key(
     spaced: bool,
 ) -> Option<Range<usize>> {
     let mut joined = Vec::new();
+    // Where each piece ends in `text`.
+    let mut ends = Vec::new();
     let mut pos = start;
-    let mut pieces = 0;
     let limit = if spaced {
         MAX_SPACED_PIECES
     } else {
         MAX_LINE_PIECES
     };
-    while pieces < limit {
+    while ends.len() < limit {
         let piece_end = pos
             + text[pos..]
                 .iter()
@@ -321,11 +322,12 @@ fn joined_key(
                 .count();
         let piece = &text[pos..piece_end];
         if piece.is_empty() || piece.len() == MAX_PIECE || (spaced && piece.len() != 1) {
-            return None;
+            break;
         }
         joined.extend_from_slice(piece);
-        pieces += 1;
-        if pieces >= 2 {
+        ends.push(piece_end);
+        // Wrapped lines: the shortest join that is a whole key (text may follow on the next line).
+        if !spaced && ends.len() >= 2 {
             if let Some(m) = re.find(&joined) {
                 if m.end() == joined.len() && confirmed(check, &joined) {
                     return Some(start..piece_end);
@@ -337,14 +339,20 @@ fn joined_key(
             .take(8)
             .take_while(|&&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
             .count();
-        let sep = &text[piece_end..piece_end + gap];
-        let broken_line = sep.contains(&b'\n');
+        let broken_line = text[piece_end..piece_end + gap].contains(&b'\n');
         if gap == 0 || gap == 8 || (spaced && broken_line) || (!spaced && !broken_line) {
-            return None;
+            break;
         }
         pos = piece_end + gap;
     }
-    None
+    if !spaced || ends.len() < 2 {
+        return None;
+    }
+    // Spelled out one character at a time: one match over the whole spelling, which must not go
+    // on with more letters after the key.
+    let m = re.find(&joined)?;
+    let ends_clean = joined.get(m.end()).is_none_or(|&b| !is_word(b));
+    (ends_clean && confirmed(check, &joined[..m.end()])).then(|| start..ends[m.end() - 1])
 }
 
 /// Whether a pattern match is a real secret rather than a stand-in.
@@ -599,7 +607,12 @@ fn labelled_value_is_secret(kind: &str, value: &[u8]) -> bool {
 /// other labels and pass.
 fn private_key_blocks(text: &[u8], found: &mut Vec<Found>) {
     const BEGIN: &[u8] = b"-----BEGIN ";
+    // A BEGIN inside a block already read is part of that block: skipping it keeps this linear.
+    let mut read_until = 0;
     for at in memmem::find_iter(text, BEGIN).take(MAX_CANDIDATES) {
+        if at < read_until {
+            continue;
+        }
         let label_start = at + BEGIN.len();
         let label_len = text[label_start..]
             .iter()
@@ -643,6 +656,7 @@ fn private_key_blocks(text: &[u8], found: &mut Vec<Found>) {
                 (body_start + len, body_start + len)
             }
         };
+        read_until = end;
         let body = &text[body_start..body_end];
         let base64_chars = body
             .iter()
@@ -1307,6 +1321,30 @@ mod tests {
             }
         }
         assert!(messages >= 20, "only {messages} captured messages");
+    }
+
+    #[test]
+    fn pathological_input_stays_bounded() {
+        let inputs = [
+            "-----BEGIN RSA PRIVATE KEY-----".repeat(20_000),
+            "sk-".repeat(200_000),
+            "eyJ.".repeat(100_000),
+            "password=".repeat(60_000),
+            "A K I A ".repeat(60_000),
+            format!("ghp_{}", "a\n".repeat(200_000)),
+            "M".repeat(25).to_string() + &".abcdef.".repeat(60_000),
+        ];
+        for input in inputs {
+            let started = std::time::Instant::now();
+            let _ = hits(&input);
+            // Generous for unoptimized test builds; linear work takes milliseconds in release.
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{:?}… took {:?}",
+                &input[..20],
+                started.elapsed()
+            );
+        }
     }
 
     // ---- the table itself ----
