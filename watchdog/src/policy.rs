@@ -105,7 +105,26 @@ impl Policy {
 
     /// The action to carry out for a finding of `rule` at `severity`.
     pub fn action_for(&self, rule: &str, severity: Severity) -> Action {
-        match (self.mode, self.configured(rule, severity)) {
+        self.capped(self.configured(rule, severity))
+    }
+
+    /// The action for a finding in what the client sends. Nothing can be cut out of a request
+    /// without changing what the user asked for, so a response-side rule's default "strip" becomes
+    /// the request side's default: block critical findings, alert the rest (DLP for SMAC-6).
+    pub fn request_action_for(&self, rule: &str, severity: Severity) -> Action {
+        if !self.overrides.contains_key(rule) && STRIP_BY_DEFAULT.contains(&rule) {
+            let action = if severity >= Severity::Critical {
+                Action::Block
+            } else {
+                Action::Alert
+            };
+            return self.capped(action);
+        }
+        self.action_for(rule, severity)
+    }
+
+    fn capped(&self, action: Action) -> Action {
+        match (self.mode, action) {
             (_, Action::Off) => Action::Off,
             (Mode::Monitor, _) => Action::Alert,
             (Mode::Enforce, a) => a,
@@ -198,5 +217,29 @@ mod tests {
         assert!(only_deny.permits("write_file"));
         assert!(!only_deny.permits("delete_everything"));
         assert!(ToolFilter::default().permits("anything"));
+    }
+
+    #[test]
+    fn secrets_in_requests_block_critical_and_alert_the_rest() {
+        let p = Policy::new(Mode::Enforce, HashMap::new());
+        assert_eq!(
+            p.request_action_for("SMAC-6", Severity::Critical),
+            Action::Block
+        );
+        assert_eq!(
+            p.request_action_for("SMAC-6", Severity::High),
+            Action::Alert
+        );
+        assert_eq!(p.action_for("SMAC-6", Severity::High), Action::Strip);
+        assert_eq!(
+            p.request_action_for("SSRF", Severity::Critical),
+            Action::Block
+        );
+        let mut o = HashMap::new();
+        o.insert("SMAC-6".to_string(), Action::Block);
+        assert_eq!(
+            Policy::new(Mode::Enforce, o).request_action_for("SMAC-6", Severity::Low),
+            Action::Block
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod argument;
 pub mod email;
+pub mod entropy;
 pub mod exfil;
 pub mod path;
 pub mod pipeline;
@@ -13,12 +14,16 @@ pub mod registry;
 #[cfg(test)]
 mod request_testkit;
 pub mod rug_pull;
+pub mod secrets;
+pub mod secrets_kinds;
 pub mod shell;
 pub mod sql;
 pub mod ssrf;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;
+pub mod visible_text;
+pub mod whitespace_stego;
 
 pub use pipeline::{Inspection, Outcome, Pipeline};
 pub use subject::{Findings, Subject, SubjectMeta};

@@ -17,6 +17,9 @@ pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
         Box::new(super::sql::SqlInject),
         Box::new(super::path::PathTraversal),
         Box::new(super::email::HeaderInjection),
+        Box::new(super::secrets::Secrets::new()),
+        Box::new(super::entropy::EncodedPayloads::new()),
+        Box::new(super::whitespace_stego::WhitespaceStego),
     ]
 }
 

@@ -129,7 +129,10 @@ impl Inspector for TextInspector {
             }
             for ((rule, class), group) in grouped {
                 let severity = group.iter().map(|h| h.severity).max().expect("non-empty");
-                let action = policy.action_for(rule, severity);
+                let action = match meta.direction {
+                    Direction::ClientToServer => policy.request_action_for(rule, severity),
+                    Direction::ServerToClient => policy.action_for(rule, severity),
+                };
                 if action == Action::Off {
                     continue;
                 }
