@@ -4,8 +4,10 @@
 //! pipeline parses a message only when an interested inspector asks for its JSON, and re-serializes
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
+pub mod escalation;
 pub mod pipeline;
 pub mod registry;
+pub mod smac5;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;

@@ -7,7 +7,11 @@ use crate::config::Settings;
 
 /// Every text detector family, one per file under `inspect/`.
 pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
-    vec![]
+    vec![
+        Box::new(super::smac5::InstructionBlocks),
+        Box::new(super::smac5::CredentialSeeking),
+        Box::new(super::escalation::FalseErrors),
+    ]
 }
 
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
