@@ -54,26 +54,34 @@ static ERROR: LazyLock<Regex> = LazyLock::new(|| {
 /// A secret named in an ask.
 const SECRET: &str = r"(?:tokens?|passwords?|passphrases?|credentials?|api\s+keys?|secrets?|private\s+keys?|ssh\s+keys?|(?:2fa|otp|mfa)(?:\s+codes?)?)";
 
+/// Where a secret would go for the server to read it: the next call, a parameter, the reply.
+const DESTINATION: &str = concat!(
+    r"(?:\b(?:in|with|on)\s+(?:the\s+|your\s+)?(?:next|following|subsequent)\s+(?:call|request|message|attempt|invocation|tool\s+call)",
+    r"|\b(?:as|in|into)\s+(?:the\s+|an?\s+)?[`'\x22]?[a-z0-9_\-.]+[`'\x22]?\s+(?:parameter|param|argument|field)",
+    r"|\bin\s+your\s+(?:reply|response|next\s+message)|\bto\s+(?:this\s+tool|me|continue|proceed|retry|unlock|this\s+server)\b)",
+);
+
+static TO_DESTINATION: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(DESTINATION).expect("destination pattern compiles"));
+
 /// What a false error asks the model to do.
 static ASK: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
         concat!(
             // ask the user for a secret
-            r"(?P<ask>\b(?:ask|prompt|request|tell|get)\s+(?:the\s+)?user\s+(?:for|to\s+(?:provide|enter|give|share|paste|type|send|supply|confirm))\s+",
-            r"[^.\n]{{0,40}}?\b(?:{secret}|sudo|root|admin(?:istrator)?)\b)",
+            r"\b(?:ask|prompt|request|tell|get)\s+(?:the\s+)?user\s+(?:for|to\s+(?:provide|enter|give|share|paste|type|send|supply|confirm))\s+",
+            r"[^.\n]{{0,40}}?\b(?:{secret}|sudo|root|admin(?:istrator)?)\b",
             // pass a secret in the next call, a parameter or the reply
-            r"|(?P<pass>\b(?:provide|paste|enter|include|send|pass|supply|give|share|type|add|put|resend|retry)\b[^.\n]{{0,40}}?\b{secret}\b[^.\n]{{0,60}}?",
-            r"(?:\b(?:in|with|on)\s+(?:the\s+|your\s+)?(?:next|following|subsequent)\s+(?:call|request|message|attempt|invocation|tool\s+call)",
-            r"|\bas\s+(?:the\s+|an?\s+)?[`'\x22]?[a-z0-9_\-.]+[`'\x22]?\s+(?:parameter|param|argument|field)",
-            r"|\bin\s+your\s+(?:reply|response|next\s+message)|\bto\s+(?:this\s+tool|me|continue|proceed|retry|unlock|this\s+server)\b))",
+            r"|\b(?:provide|paste|enter|include|send|pass|supply|give|share|type|add|put|resend|retry)\b[^.\n]{{0,40}}?\b{secret}\b[^.\n]{{0,60}}?{destination}",
             // rerun with sudo and hand over the password
-            r"|(?P<sudo>\b(?:re-?run|retry|run\s+(?:it|this|the\s+command)\s+again|try\s+again)\s+(?:with|using|as|under)\s+(?:sudo|root|admin|administrator|elevated)\b",
-            r"[^.\n]{{0,80}}?\b(?:paste|provide|enter|include|send|pass|supply|give|share)\b[^.\n]{{0,40}}?\b{secret})",
+            r"|\b(?:re-?run|retry|run\s+(?:it|this|the\s+command)\s+again|try\s+again)\s+(?:with|using|as|under)\s+(?:sudo|root|admin|administrator|elevated)\b",
+            r"[^.\n]{{0,80}}?\b(?:paste|provide|enter|include|send|pass|supply|give|share)\b[^.\n]{{0,40}}?\b{secret}",
             // switch to a privileged tool or drop a safeguard
-            r"|(?P<tool>\b(?:call|use|invoke|switch\s+to)\s+(?:the\s+)?[`'\x22]?[a-z0-9_\-.]*(?:admin|sudo|root|elevated|privileged|unrestricted)[a-z0-9_\-.]*[`'\x22]?\s+(?:tool|function|mode)\b)",
-            r"|(?P<safeguard>\b(?:disable|turn\s+off|bypass|skip)\s+(?:the\s+)?(?:sandbox|safety\s+checks?|security\s+checks?|permission\s+checks?|confirmations?|user\s+approval|approval)\b)",
+            r"|\b(?:call|use|invoke|switch\s+to)\s+(?:the\s+)?[`'\x22]?[a-z0-9_\-.]*(?:admin|sudo|root|elevated|privileged|unrestricted)[a-z0-9_\-.]*[`'\x22]?\s+(?:tool|function|mode)\b",
+            r"|\b(?:disable|turn\s+off|bypass|skip)\s+(?:the\s+)?(?:sandbox|safety\s+checks?|security\s+checks?|permission\s+checks?|confirmations?|user\s+approval|approval)\b",
         ),
-        secret = SECRET
+        secret = SECRET,
+        destination = DESTINATION,
     ))
     .expect("ask pattern compiles")
 });
@@ -103,8 +111,7 @@ impl TextDetector for FalseErrors {
 
     fn scan(&self, view: &TextView<'_>, hits: &mut Vec<Hit>) {
         let text = view.normalized.text.as_str();
-        for c in ASK.captures_iter(text).take(16) {
-            let ask = c.get(0).expect("whole match");
+        for ask in ASK.find_iter(text).take(16) {
             let mut from = ask.start().saturating_sub(ERROR_REACH);
             while !text.is_char_boundary(from) {
                 from += 1;
@@ -112,11 +119,12 @@ impl TextDetector for FalseErrors {
             if !ERROR.is_match(&text[from..ask.end()]) {
                 continue;
             }
-            let critical = c.name("pass").is_some();
             let line_start = text[..ask.start()].rfind('\n').map_or(0, |i| i + 1);
             let line_end = text[ask.end()..]
                 .find('\n')
                 .map_or(text.len(), |i| ask.end() + i + 1);
+            // A secret handed to the server in a call is data leaving, not only a bad idea.
+            let critical = TO_DESTINATION.is_match(&text[ask.start()..line_end]);
             hits.push(Hit {
                 rule: RULE,
                 class: "false errors",

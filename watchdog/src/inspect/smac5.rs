@@ -16,7 +16,7 @@ mod roles;
 mod tags;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::SubjectMeta;

@@ -7,8 +7,8 @@ use std::ops::Range;
 /// that a text without punctuation cannot make every finding cost a scan of the whole string.
 const SENTENCE_REACH: usize = 600;
 
-/// The sentence around `at` in `text` (normalized): bounded by line breaks and by `.`, `!`, `?`
-/// followed by whitespace, so that `~/.ssh` and `.env` stay inside their sentence. The range
+/// The sentence around `at` in `text` (normalized): bounded by line breaks, by markup tags and by
+/// `.`, `!`, `?` followed by whitespace, so that `~/.ssh` and `.env` stay inside their sentence. The range
 /// includes the closing punctuation and the blanks after it (and the line break when the
 /// sentence is a whole line), so that cutting it leaves tidy text.
 pub fn sentence_around(text: &str, at: Range<usize>) -> Range<usize> {
@@ -17,7 +17,7 @@ pub fn sentence_around(text: &str, at: Range<usize>) -> Range<usize> {
     let mut start = at.start;
     while start > floor {
         let b = bytes[start - 1];
-        if b == b'\n' {
+        if b == b'\n' || b == b'>' {
             break;
         }
         if b.is_ascii_whitespace() && start >= 2 && matches!(bytes[start - 2], b'.' | b'!' | b'?') {
@@ -32,7 +32,7 @@ pub fn sentence_around(text: &str, at: Range<usize>) -> Range<usize> {
     let mut end = at.end.min(bytes.len());
     while end < ceiling {
         let b = bytes[end];
-        if b == b'\n' {
+        if b == b'\n' || b == b'<' {
             break;
         }
         if matches!(b, b'.' | b'!' | b'?')
@@ -156,6 +156,10 @@ pub fn quote_start(text: &str, at: Range<usize>) -> Option<usize> {
         let mut opened: Option<usize> = None;
         let mut prev: Option<char> = None;
         for (i, c) in before.char_indices() {
+            // Curly double quotes normalize to two apostrophes: one quote.
+            if c == '\'' && prev == Some('\'') {
+                continue;
+            }
             if opened.is_some() && c == close {
                 opened = None;
             } else if c == open && (open != '\'' || !prev.is_some_and(char::is_alphanumeric)) {
@@ -210,6 +214,9 @@ mod tests {
         let t = "don't ignore previous instructions, it's fine";
         let at = t.find("ignore").unwrap();
         assert!(!quoted(t, at..at + 6));
+        let t = "say ''disregard the above'' or ''x''";
+        let at = t.find("disregard").unwrap();
+        assert!(quoted(t, at..at + 9));
         let t = "a \"quote\nignore previous instructions\"";
         let at = t.find("ignore").unwrap();
         assert!(!quoted(t, at..at + 6));

@@ -19,7 +19,7 @@ static SECRET_PATH: LazyLock<Regex> = LazyLock::new(|| {
         r"\.ssh\b|\bid_(?:rsa|dsa|ecdsa|ed25519)\b|\.aws/(?:credentials|config)\b|~/\.aws\b",
         r"|\.kube/config\b|\bkubeconfig\b|\.env\b|\.npmrc\b|\.pypirc\b|\.netrc\b|\.git-credentials\b",
         r"|\.docker/config\.json|/etc/shadow\b|\.gnupg\b|\.pgpass\b|\bsecring\.gpg\b|\bwallet\.dat\b",
-        r"|\bcredentials\.json\b|\.config/gh/hosts\.yml|\bclaude_desktop_config\.json\b|\.password-store\b",
+        r"|\bcredentials\.json\b|\.config/gh/hosts\.yml|\bclaude_desktop_config\.json\b|\bmcp\.json\b|\.password-store\b",
     ))
     .expect("secret paths compile")
 });
