@@ -285,6 +285,16 @@ impl<'a> Judge<'a> {
         self.code.as_ref().is_some_and(|c| c.contains(at)) || quoted(self.text, at..end)
     }
 
+    /// Whether the tag from `start` to `end` is named rather than used: quoted, or an item of a
+    /// list of tags (what follows it continues the list, not a block).
+    fn named(&self, start: usize, end: usize) -> bool {
+        let after = self.text[end..].trim_start_matches([' ', '\t']);
+        quoted(self.text, start..end)
+            || after.starts_with([',', ')', '/'])
+            || after.starts_with("and ")
+            || after.starts_with("or ")
+    }
+
     /// A phrase is exempt in content when shown; in definitions only when quoted as an example.
     fn phrase_exempt(&self, range: Range<usize>) -> bool {
         if !self.strict {
@@ -312,6 +322,10 @@ impl<'a> Judge<'a> {
         }
     }
 }
+
+/// Findings of one kind per string: enough to strip any real attack, and a bound on the work an
+/// adversarial string (megabytes of `<IMPORTANT`) can cause.
+const MAX_FINDINGS: usize = 256;
 
 /// Bodies longer than this are judged by their start: an instruction comes first.
 const BODY_REACH: usize = 16 * 1024;
@@ -362,12 +376,15 @@ impl TextDetector for InstructionBlocks {
                 detail,
             });
         };
-        for b in tags::tag_blocks(text) {
+        for b in tags::tag_blocks(text).into_iter().take(MAX_FINDINGS) {
             if judge.shown(b.block.start) {
                 continue;
             }
             let body = bounded(text, b.body.clone());
-            if !judge.strict && !b.ai_only && !phrases::addresses_an_ai(body) {
+            let speaks_to_ai = b.ai_only || phrases::addresses_an_ai(body);
+            // Content: only blocks that speak to an AI. Definitions: every block, except a tag
+            // that is merely named ("supports <note>, <important> and <warning>").
+            if !speaks_to_ai && (!judge.strict || judge.named(b.block.start, b.body.start)) {
                 continue;
             }
             hit(
@@ -391,7 +408,10 @@ impl TextDetector for InstructionBlocks {
             hit(m.block.clone(), judge.severity(body), m.label);
             taken.push(m.block);
         }
-        for p in phrases::injection_phrases(text, judge.strict) {
+        for p in phrases::injection_phrases(text, judge.strict)
+            .into_iter()
+            .take(MAX_FINDINGS)
+        {
             if taken.iter().any(|t| t.contains(&p.range.start))
                 || judge.phrase_exempt(p.range.clone())
             {

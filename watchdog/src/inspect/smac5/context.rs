@@ -62,12 +62,13 @@ pub fn sentence_around(text: &str, at: Range<usize>) -> Range<usize> {
 /// Regions of a text that are shown as code: fenced blocks and triple-quoted strings. Fences
 /// whose info string is a chat role (```` ```system ````) are role markers, not code.
 pub struct CodeRegions {
-    regions: Vec<Range<usize>>,
+    /// Fenced blocks, `"""` strings, `'''` strings: each list in order and not overlapping.
+    lists: [Vec<Range<usize>>; 3],
 }
 
 impl CodeRegions {
     pub fn new(text: &str) -> CodeRegions {
-        let mut regions = Vec::new();
+        let mut fenced = Vec::new();
         let mut open: Option<usize> = None;
         let mut at = 0;
         for line in text.split_inclusive('\n') {
@@ -81,7 +82,7 @@ impl CodeRegions {
                     .trim_end_matches(':');
                 match open {
                     Some(s) if info.is_empty() => {
-                        regions.push(s..at + line.len());
+                        fenced.push(s..at + line.len());
                         open = None;
                     }
                     None if !super::roles::is_role_name(info) => open = Some(at),
@@ -91,24 +92,29 @@ impl CodeRegions {
             at += line.len();
         }
         if let Some(s) = open {
-            regions.push(s..text.len());
+            fenced.push(s..text.len());
         }
-        for quote in ["\"\"\"", "'''"] {
+        let mut lists = [fenced, Vec::new(), Vec::new()];
+        for (quote, quoted) in ["\"\"\"", "'''"].into_iter().zip(lists[1..].iter_mut()) {
             let mut from = 0;
             while let Some(s) = text[from..].find(quote).map(|i| from + i) {
                 let body = s + quote.len();
                 let Some(e) = text[body..].find(quote).map(|i| body + i + quote.len()) else {
                     break;
                 };
-                regions.push(s..e);
+                quoted.push(s..e);
                 from = e;
             }
         }
-        CodeRegions { regions }
+        CodeRegions { lists }
     }
 
     pub fn contains(&self, at: usize) -> bool {
-        self.regions.iter().any(|r| r.contains(&at))
+        let within = |regions: &[Range<usize>]| {
+            let i = regions.partition_point(|r| r.start <= at);
+            i > 0 && regions[i - 1].contains(&at)
+        };
+        self.lists.iter().any(|l| within(l))
     }
 }
 
@@ -135,20 +141,20 @@ pub fn quoted(text: &str, at: Range<usize>) -> bool {
 
 /// The byte offset of the opening quote of the mention `at` sits in, if any.
 pub fn quote_start(text: &str, at: Range<usize>) -> Option<usize> {
-    let line_start = text[..at.start].rfind('\n').map_or(0, |i| i + 1);
-    let from = line_start.max(at.start.saturating_sub(QUOTE_REACH));
-    let line_end = text[at.end..]
-        .find('\n')
-        .map_or(text.len(), |i| at.end + i)
-        .min(at.end + QUOTE_REACH);
-    let mut from = from;
+    let mut from = at.start.saturating_sub(QUOTE_REACH);
     while !text.is_char_boundary(from) {
         from += 1;
     }
-    let mut line_end = line_end;
-    while !text.is_char_boundary(line_end) {
-        line_end -= 1;
+    let from = text[from..at.start]
+        .rfind('\n')
+        .map_or(from, |i| from + i + 1);
+    let mut reach = (at.end + QUOTE_REACH).min(text.len());
+    while !text.is_char_boundary(reach) {
+        reach -= 1;
     }
+    let line_end = text[at.end.min(reach)..reach]
+        .find('\n')
+        .map_or(reach, |i| at.end + i);
     let before = &text[from..at.start];
     let after = &text[at.end.min(line_end)..line_end];
     for &(open, close) in QUOTES {

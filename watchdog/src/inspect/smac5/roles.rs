@@ -50,6 +50,10 @@ static TURN: LazyLock<Regex> = LazyLock::new(|| {
 static BLANK_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\n[ \t]*\n").expect("blank line compiles"));
 
+/// Markers of one kind looked at per text: the first ones decide, and a text made of nothing but
+/// markers must not cost a paragraph scan per marker.
+const MAX_MARKERS: usize = 64;
+
 /// Names that mark a turn of a conversation.
 const TURN_NAMES: &[&str] = &["human", "assistant", "system", "developer"];
 
@@ -75,18 +79,59 @@ fn collapse(name: &str) -> String {
     name.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
-/// The end of the paragraph that starts before `from`, with the blank line after it (so that
-/// cutting the paragraph does not leave two blank lines).
-fn paragraph_end(text: &str, from: usize) -> usize {
-    BLANK_LINE
-        .find(&text[from..])
-        .map_or(text.len(), |m| from + m.end())
+/// Where blocks end, found once per text so that many markers do not each rescan it.
+struct Ends {
+    /// Ends of blank lines: a paragraph ends with the blank line after it (so that cutting the
+    /// paragraph does not leave two blank lines).
+    blank_lines: Vec<(usize, usize)>,
+    /// Closing fence lines.
+    fences: Vec<(usize, usize)>,
+}
+
+impl Ends {
+    fn new(text: &str) -> Ends {
+        let all = |re: &Regex| re.find_iter(text).map(|m| (m.start(), m.end())).collect();
+        Ends {
+            blank_lines: all(&BLANK_LINE),
+            fences: all(&FENCE_END),
+        }
+    }
+
+    fn first_after(ends: &[(usize, usize)], from: usize, or: usize) -> usize {
+        let i = ends.partition_point(|&(s, _)| s < from);
+        ends.get(i).map_or(or, |&(_, e)| e)
+    }
+
+    fn paragraph(&self, from: usize, len: usize) -> usize {
+        Self::first_after(&self.blank_lines, from, len)
+    }
+
+    fn fence(&self, from: usize, len: usize) -> usize {
+        Self::first_after(&self.fences, from, len)
+    }
 }
 
 /// Every role marker in `text` (normalized), in order, blocks not overlapping.
 pub fn role_markers(text: &str) -> Vec<Marker> {
     let mut found: Vec<(Marker, bool)> = Vec::new();
-    for c in SPECIAL_TOKEN.captures_iter(text) {
+    let ends = std::cell::OnceCell::new();
+    let ends = || ends.get_or_init(|| Ends::new(text));
+    let tokens: Vec<_> = SPECIAL_TOKEN
+        .captures_iter(text)
+        .take(MAX_MARKERS)
+        .collect();
+    // Every closing token, in one pass: an opening token's block ends at the next one.
+    let closing_at: Vec<(usize, usize)> = SPECIAL_TOKEN
+        .find_iter(text)
+        .filter(|m| {
+            let t = m.as_str();
+            ["im_end", "eot_id", "endoftext", "/sys", "/inst"]
+                .iter()
+                .any(|c| t.contains(c))
+        })
+        .map(|m| (m.start(), m.end()))
+        .collect();
+    for c in &tokens {
         let m = c.get(0).expect("whole match");
         let name = c.iter().skip(1).flatten().next().map_or("", |g| g.as_str());
         let closing = matches!(
@@ -96,17 +141,8 @@ pub fn role_markers(text: &str) -> Vec<Marker> {
         let end = if closing {
             m.end()
         } else {
-            SPECIAL_TOKEN
-                .captures_iter(&text[m.end()..])
-                .find(|c| {
-                    c.iter().skip(1).flatten().next().is_some_and(|g| {
-                        matches!(
-                            g.as_str(),
-                            "im_end" | "eot_id" | "endoftext" | "/sys" | "/inst"
-                        )
-                    })
-                })
-                .map_or(text.len(), |c| m.end() + c.get(0).expect("whole").end())
+            let next = closing_at.partition_point(|&(s, _)| s < m.end());
+            closing_at.get(next).map_or(text.len(), |&(_, e)| e)
         };
         found.push((
             Marker {
@@ -117,26 +153,24 @@ pub fn role_markers(text: &str) -> Vec<Marker> {
             false,
         ));
     }
-    for c in BRACKET.captures_iter(text) {
+    for c in BRACKET.captures_iter(text).take(MAX_MARKERS) {
         let m = c.get(0).expect("whole match");
         let name = collapse(&c[1]);
-        let at_line_start = text[..m.start()]
-            .rsplit('\n')
-            .next()
-            .is_some_and(|l| l.trim_matches([' ', '\t', '>', '*', '-']).is_empty());
+        let before = text[..m.start()].trim_end_matches([' ', '\t', '>', '*', '-']);
+        let at_line_start = before.is_empty() || before.ends_with('\n');
         if !BRACKET_NAMES.contains(&name.as_str()) || !(at_line_start || &c[2] == ":") {
             continue;
         }
         found.push((
             Marker {
                 marker: m.range(),
-                block: m.start()..paragraph_end(text, m.end()),
+                block: m.start()..ends().paragraph(m.end(), text.len()),
                 label: format!("role marker [{name}]"),
             },
             false,
         ));
     }
-    for c in HEADING.captures_iter(text) {
+    for c in HEADING.captures_iter(text).take(MAX_MARKERS) {
         let m = c.get(0).expect("whole match");
         let end = text[m.end()..]
             .find("\n#")
@@ -150,11 +184,9 @@ pub fn role_markers(text: &str) -> Vec<Marker> {
             false,
         ));
     }
-    for c in FENCE.captures_iter(text) {
+    for c in FENCE.captures_iter(text).take(MAX_MARKERS) {
         let m = c.get(0).expect("whole match");
-        let end = FENCE_END
-            .find(&text[m.end()..])
-            .map_or(text.len(), |f| m.end() + f.end());
+        let end = ends().fence(m.end(), text.len());
         found.push((
             Marker {
                 marker: m.range(),
@@ -164,7 +196,7 @@ pub fn role_markers(text: &str) -> Vec<Marker> {
             false,
         ));
     }
-    for c in TURN.captures_iter(text) {
+    for c in TURN.captures_iter(text).take(MAX_MARKERS) {
         let m = c.get(0).expect("whole match");
         let name = collapse(&c[1]);
         if !TURN_NAMES.contains(&name.as_str()) {
@@ -173,7 +205,7 @@ pub fn role_markers(text: &str) -> Vec<Marker> {
         found.push((
             Marker {
                 marker: m.range(),
-                block: m.start()..paragraph_end(text, m.end()),
+                block: m.start()..ends().paragraph(m.end(), text.len()),
                 label: format!("turn marker {name}:"),
             },
             true,
