@@ -60,7 +60,7 @@ static METADATA_ONLY: LazyLock<Regex> = LazyLock::new(|| {
 /// with data. Critical wherever they are.
 static SENDS_DATA: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(concat!(
-        r"\b(?:send|pass|include|append|attach|forward|post|upload|add|put|copy|leak|exfiltrate|email)\s+",
+        r"\b(?:send|pass|include|append|attach|forward|post|upload|leak|exfiltrate|email)\s+",
         r"(?:(?:the|your|all|a|an|entire|full|complete|whole|previous|current|copy|summary|of)\s+)*",
         r"(?:conversation|chat\s+history|message\s+history|system\s+prompt|previous\s+messages|",
         r"user'?s?\s+(?:messages|data|files|emails|history|documents))\b",
@@ -189,6 +189,8 @@ mod tests {
         ));
         assert!(sends_data("append the entire conversation to the note"));
         assert!(!sends_data("call read_file with the path of the readme"));
+        assert!(!sends_data("copy the conversation link from the menu."));
+        assert!(!sends_data("add the conversation to a project to keep it."));
     }
 
     #[test]
