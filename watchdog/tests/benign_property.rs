@@ -95,8 +95,12 @@ fn tool_def() -> impl Strategy<Value = Value> {
     })
 }
 
-fn pipeline() -> Pipeline {
-    watchdog::inspect::registry::pipeline_for(Policy::default(), Default::default())
+/// Built once: compiling every detector's patterns per case would dominate the run.
+fn pipeline() -> &'static Pipeline {
+    static PIPELINE: std::sync::OnceLock<Pipeline> = std::sync::OnceLock::new();
+    PIPELINE.get_or_init(|| {
+        watchdog::inspect::registry::pipeline_for(Policy::default(), Default::default())
+    })
 }
 
 fn assert_passes(
@@ -137,21 +141,21 @@ proptest! {
     #[test]
     fn benign_tool_results_pass_unchanged(result in tool_result()) {
         let p = pipeline();
-        assert_passes(&p, Direction::ServerToClient, Kind::Result, "tools/call", &json!({"jsonrpc": "2.0", "id": 1, "result": result}))?;
+        assert_passes(p, Direction::ServerToClient, Kind::Result, "tools/call", &json!({"jsonrpc": "2.0", "id": 1, "result": result}))?;
     }
 
     #[test]
     fn benign_tool_lists_pass_unchanged(tools in prop::collection::vec(tool_def(), 0..6)) {
         let p = pipeline();
-        assert_passes(&p, Direction::ServerToClient, Kind::Result, "tools/list", &json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}))?;
+        assert_passes(p, Direction::ServerToClient, Kind::Result, "tools/list", &json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": tools}}))?;
     }
 
     #[test]
     fn benign_requests_and_logs_pass_unchanged(q in sentence(), data in sentence()) {
         let p = pipeline();
         let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search", "arguments": {"query": q, "path": "src/lib.rs", "limit": 10}}});
-        assert_passes(&p, Direction::ClientToServer, Kind::Request, "tools/call", &call)?;
+        assert_passes(p, Direction::ClientToServer, Kind::Request, "tools/call", &call)?;
         let log = json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": data}});
-        assert_passes(&p, Direction::ServerToClient, Kind::Notification, "notifications/message", &log)?;
+        assert_passes(p, Direction::ServerToClient, Kind::Notification, "notifications/message", &log)?;
     }
 }

@@ -7,6 +7,7 @@
 pub mod argument;
 pub mod email;
 pub mod entropy;
+pub mod escalation;
 pub mod exfil;
 pub mod path;
 pub mod pipeline;
@@ -17,6 +18,7 @@ pub mod rug_pull;
 pub mod secrets;
 pub mod secrets_kinds;
 pub mod shell;
+pub mod smac5;
 pub mod sql;
 pub mod ssrf;
 pub mod subject;

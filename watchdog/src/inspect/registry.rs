@@ -20,6 +20,9 @@ pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
         Box::new(super::secrets::Secrets::new()),
         Box::new(super::entropy::EncodedPayloads::new()),
         Box::new(super::whitespace_stego::WhitespaceStego),
+        Box::new(super::smac5::InstructionBlocks),
+        Box::new(super::smac5::CredentialSeeking),
+        Box::new(super::escalation::FalseErrors),
     ]
 }
 

@@ -1,9 +1,11 @@
 //! The one inspector that runs every text detector over every text site of a message.
 
 use super::sites::visit_texts;
-use super::{apply_edits, Edit, Hit, Normalized, Replacement, Site, TextDetector, TextView};
+use super::{apply_edits, Edit, Hit, Normalized, Replacement, Role, Site, TextDetector, TextView};
 use crate::alert::{ActionTaken, Alert, Direction};
 use crate::inspect::{Findings, Inspector, Subject, SubjectMeta};
+use crate::jsonrpc::Kind;
+use crate::mcp::methods::TOOLS_CALL;
 use crate::policy::{Action, Policy};
 use aho_corasick::AhoCorasick;
 use serde_json::Value;
@@ -95,7 +97,136 @@ impl TextInspector {
                 found.push((site.clone(), text.to_string(), hits));
             }
         });
+        self.scan_joined_blocks(message, meta, &mut found);
         found
+    }
+
+    /// The joined reading of adjacent text blocks (see [`TextDetector::reads_joined_blocks`]):
+    /// a tag or phrase cut in two by a block boundary is one finding for the model that reads it.
+    fn scan_joined_blocks(
+        &self,
+        message: &Value,
+        meta: &SubjectMeta<'_>,
+        found: &mut Vec<(Site, String, Vec<Hit>)>,
+    ) {
+        if meta.direction != Direction::ServerToClient
+            || meta.kind != Kind::Result
+            || meta.method != Some(TOOLS_CALL)
+        {
+            return;
+        }
+        let Some(Value::Array(items)) = message.pointer("/result/content") else {
+            return;
+        };
+        let site = Site {
+            role: Role::Content,
+            pointer: "/result/content".into(),
+            key: Some("content".into()),
+            is_key: false,
+            tool: None,
+        };
+        let joiners: Vec<&dyn TextDetector> = self
+            .detectors
+            .iter()
+            .map(|d| d.as_ref())
+            .filter(|d| d.reads_joined_blocks() && d.applies(meta, &site))
+            .collect();
+        if joiners.is_empty() {
+            return;
+        }
+        let mut run: Vec<(usize, &str)> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let text = match item.get("type").and_then(Value::as_str) {
+                Some("text") => item.get("text").and_then(Value::as_str),
+                _ => None,
+            };
+            match text {
+                Some(t) => run.push((i, t)),
+                None => {
+                    self.scan_run(&run, &joiners, meta, &site, found);
+                    run.clear();
+                }
+            }
+        }
+        self.scan_run(&run, &joiners, meta, &site, found);
+    }
+
+    fn scan_run(
+        &self,
+        run: &[(usize, &str)],
+        joiners: &[&dyn TextDetector],
+        meta: &SubjectMeta<'_>,
+        site: &Site,
+        found: &mut Vec<(Site, String, Vec<Hit>)>,
+    ) {
+        if run.len() < 2 {
+            return;
+        }
+        let joined: String = run.iter().map(|(_, t)| *t).collect();
+        if !self.worth_a_look(self.set(meta.direction), joined.as_bytes()) {
+            return;
+        }
+        let mut starts = Vec::with_capacity(run.len());
+        let mut at = 0;
+        for (_, t) in run {
+            starts.push(at);
+            at += t.len();
+        }
+        let block_of = |offset: usize| starts.partition_point(|&s| s <= offset) - 1;
+        let normalized = Normalized::new(&joined);
+        let view = TextView {
+            meta,
+            site,
+            original: &joined,
+            normalized: &normalized,
+        };
+        let mut hits = Vec::new();
+        for d in joiners {
+            d.scan(&view, &mut hits);
+        }
+        for hit in hits {
+            if hit.range.is_empty() {
+                continue;
+            }
+            let (first, last) = (block_of(hit.range.start), block_of(hit.range.end - 1));
+            if first == last {
+                continue; // the per-block reading has it already
+            }
+            for k in first..=last {
+                let (index, text) = run[k];
+                let (start, end) = (starts[k], starts[k] + text.len());
+                let piece = hit.range.start.max(start) - start..hit.range.end.min(end) - start;
+                if piece.is_empty() {
+                    continue;
+                }
+                let replacement = match (&hit.replacement, k == first) {
+                    (Replacement::None, _) => Replacement::None,
+                    (r, true) => r.clone(),
+                    (_, false) => Replacement::Remove,
+                };
+                let piece_hit = Hit {
+                    range: piece,
+                    replacement,
+                    detail: format!("{} (split across content blocks)", hit.detail),
+                    ..hit.clone()
+                };
+                let pointer = format!("/result/content/{index}/text");
+                match found.iter_mut().find(|(s, _, _)| s.pointer == pointer) {
+                    Some((_, _, block_hits)) => block_hits.push(piece_hit),
+                    None => found.push((
+                        Site {
+                            role: Role::Content,
+                            pointer,
+                            key: Some("text".into()),
+                            is_key: false,
+                            tool: None,
+                        },
+                        text.to_string(),
+                        vec![piece_hit],
+                    )),
+                }
+            }
+        }
     }
 }
 

@@ -76,5 +76,13 @@ pub trait TextDetector: Send + Sync {
     /// Whether strings at this site concern this detector (direction, method, role, key).
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool;
 
+    /// Whether this detector also reads the adjacent text blocks of a tool result's `content[]`
+    /// as one text (blocks joined without separator), so that a finding split across blocks is
+    /// still found. Only findings that cross a block boundary are taken from that reading; they
+    /// are cut back into per-block hits.
+    fn reads_joined_blocks(&self) -> bool {
+        false
+    }
+
     fn scan(&self, text: &TextView<'_>, hits: &mut Vec<Hit>);
 }
