@@ -367,3 +367,266 @@ impl<'a> Tail<'a> {
         self.skipping = false;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{ActionTaken, AuditLog, Severity};
+    use std::sync::{Arc, Mutex};
+
+    fn alert(rule: &str, server: Option<&str>, ago: Duration) -> Alert {
+        let mut alert = Alert::new(
+            rule,
+            "test class",
+            Severity::High,
+            ActionTaken::Blocked,
+            format!("{rule} detail"),
+        );
+        alert.server = server.map(str::to_owned);
+        alert.time = SystemTime::now() - ago;
+        alert
+    }
+
+    /// A log of four alerts: SSRF/github 3h ago, SMAC-5/fs 10m ago, SSRF/fs now, TOOL-POLICY now.
+    fn generated_log() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path).unwrap();
+        for a in [
+            alert("SSRF", Some("github"), Duration::from_secs(3 * 3600)),
+            alert("SMAC-5", Some("fs"), Duration::from_secs(600)),
+            alert("SSRF", Some("fs"), Duration::ZERO),
+            alert("TOOL-POLICY", None, Duration::ZERO),
+        ] {
+            log.append(&a).unwrap();
+        }
+        (dir, path)
+    }
+
+    fn show(path: &Path, filter: AlertFilter, style: Style) -> String {
+        let stop = AtomicBool::new(false);
+        let mut out = Vec::new();
+        Show {
+            path,
+            filter,
+            style,
+            follow: false,
+            poll: FOLLOW_POLL,
+            stop: &stop,
+        }
+        .run(&mut out)
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn seqs(output: &str) -> Vec<String> {
+        output
+            .lines()
+            .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+            .collect()
+    }
+
+    const PLAIN: Style = Style::Human { colour: false };
+
+    #[test]
+    fn filters_by_rule_server_and_time() {
+        let (_dir, path) = generated_log();
+        let all = show(&path, AlertFilter::default(), PLAIN);
+        assert_eq!(seqs(&all), ["#1", "#2", "#3", "#4"]);
+        let rule = AlertFilter {
+            rules: vec!["ssrf".into()],
+            ..AlertFilter::default()
+        };
+        assert_eq!(seqs(&show(&path, rule, PLAIN)), ["#1", "#3"]);
+        let server = AlertFilter {
+            servers: vec!["fs".into()],
+            ..AlertFilter::default()
+        };
+        assert_eq!(seqs(&show(&path, server, PLAIN)), ["#2", "#3"]);
+        let recent = AlertFilter {
+            since: Some(parse_since("1h").unwrap()),
+            ..AlertFilter::default()
+        };
+        assert_eq!(seqs(&show(&path, recent, PLAIN)), ["#2", "#3", "#4"]);
+        let all_three = AlertFilter {
+            since: Some(parse_since("1h").unwrap()),
+            rules: vec!["SSRF".into(), "TOOL-POLICY".into()],
+            servers: vec!["fs".into(), "github".into()],
+        };
+        assert_eq!(seqs(&show(&path, all_three, PLAIN)), ["#3"]);
+    }
+
+    #[test]
+    fn human_lines_carry_time_sequence_and_the_alert() {
+        let (_dir, path) = generated_log();
+        let out = show(&path, AlertFilter::default(), PLAIN);
+        let second = out.lines().nth(1).unwrap();
+        let (time, rest) = second.split_once(' ').unwrap();
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{second}");
+        assert_eq!(
+            rest,
+            "#2 HIGH SMAC-5 test class — SMAC-5 detail [action=blocked server=fs]"
+        );
+        assert!(!out.contains('\x1b'));
+    }
+
+    #[test]
+    fn json_lines_are_the_alerts() {
+        let (_dir, path) = generated_log();
+        let out = show(&path, AlertFilter::default(), Style::Json);
+        let alerts: Vec<Alert> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(alerts.len(), 4);
+        assert_eq!(alerts[3].rule, "TOOL-POLICY");
+        assert_eq!(alerts[2].server.as_deref(), Some("fs"));
+    }
+
+    #[test]
+    fn a_garbage_line_is_skipped_and_the_rest_shown() {
+        let (_dir, path) = generated_log();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.insert_str(0, "not json\n");
+        std::fs::write(&path, text).unwrap();
+        let out = show(&path, AlertFilter::default(), PLAIN);
+        assert_eq!(seqs(&out), ["#1", "#2", "#3", "#4"]);
+    }
+
+    #[test]
+    fn since_takes_durations_and_times_and_explains_bad_input() {
+        let hour_ago = parse_since("1h").unwrap();
+        let age = SystemTime::now().duration_since(hour_ago).unwrap();
+        assert!(age >= Duration::from_secs(3600) && age < Duration::from_secs(3700));
+        assert_eq!(
+            parse_since("2025-01-31T12:00:00Z").unwrap(),
+            humantime::parse_rfc3339("2025-01-31T12:00:00Z").unwrap()
+        );
+        let err = parse_since("yesterday").unwrap_err();
+        assert!(err.contains("expected a duration such as 30m"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_log_is_an_error_unless_following() {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = AtomicBool::new(false);
+        let err = Show {
+            path: &dir.path().join("none.jsonl"),
+            filter: AlertFilter::default(),
+            style: PLAIN,
+            follow: false,
+            poll: FOLLOW_POLL,
+            stop: &stop,
+        }
+        .run(&mut Vec::new())
+        .unwrap_err();
+        assert!(err.to_string().contains("no audit log here yet"), "{err}");
+    }
+
+    #[test]
+    fn tail_hands_out_whole_lines_only_and_restarts_after_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "one\ntw").unwrap();
+        let mut tail = Tail::new(&path);
+        assert_eq!(tail.read_lines().unwrap(), [(1, b"one".to_vec())]);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"o\n\nthree\n").unwrap();
+        assert_eq!(
+            tail.read_lines().unwrap(),
+            [(2, b"two".to_vec()), (4, b"three".to_vec())]
+        );
+        assert!(tail.read_lines().unwrap().is_empty());
+        std::fs::write(&path, "new\n").unwrap();
+        assert_eq!(tail.read_lines().unwrap(), [(1, b"new".to_vec())]);
+    }
+
+    #[test]
+    fn tail_follows_a_replaced_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        std::fs::write(&path, "old record that is long\n").unwrap();
+        let mut tail = Tail::new(&path);
+        assert_eq!(tail.read_lines().unwrap().len(), 1);
+        let fresh = dir.path().join("fresh");
+        std::fs::write(&fresh, "a much longer new record than before\n").unwrap();
+        std::fs::rename(&fresh, &path).unwrap();
+        assert_eq!(
+            tail.read_lines().unwrap(),
+            [(1, b"a much longer new record than before".to_vec())]
+        );
+    }
+
+    /// An output the test can read while `Show` still writes to it from another thread.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+
+        fn wait_for(&self, needle: &str) {
+            for _ in 0..500 {
+                if self.text().contains(needle) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            panic!("never saw {needle:?} in:\n{}", self.text());
+        }
+    }
+
+    #[test]
+    fn follow_prints_what_is_appended_and_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let stop = AtomicBool::new(false);
+        let out = Shared::default();
+        std::thread::scope(|scope| {
+            let mut writer = out.clone();
+            let (path, stop) = (&path, &stop);
+            let follower = scope.spawn(move || {
+                Show {
+                    path,
+                    filter: AlertFilter {
+                        rules: vec!["SSRF".into()],
+                        ..AlertFilter::default()
+                    },
+                    style: PLAIN,
+                    follow: true,
+                    poll: Duration::from_millis(10),
+                    stop,
+                }
+                .run(&mut writer)
+            });
+            // The log does not exist yet: following waits for it.
+            std::thread::sleep(Duration::from_millis(50));
+            let mut log = AuditLog::open(&path).unwrap();
+            log.append(&alert("SSRF", Some("a"), Duration::ZERO))
+                .unwrap();
+            out.wait_for("#1 HIGH SSRF");
+            log.append(&alert("SMAC-5", Some("a"), Duration::ZERO))
+                .unwrap();
+            log.append(&alert("SSRF", Some("b"), Duration::ZERO))
+                .unwrap();
+            out.wait_for("#3 HIGH SSRF");
+            stop.store(true, Ordering::SeqCst);
+            follower.join().unwrap().unwrap();
+        });
+        assert_eq!(seqs(&out.text()), ["#1", "#3"]);
+    }
+}

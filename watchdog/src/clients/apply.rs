@@ -51,12 +51,14 @@ pub fn run_files(
     planner: impl Fn(&str, &ConfigFile) -> Result<FilePlan, String>,
 ) -> bool {
     let mut all_well = true;
+    let mut missing = Vec::new();
+    let mut written = 0;
     for file in files {
         let heading = format!("{} {}", file.client_name(), file.path.display());
         let text = match read_text(&file.path) {
             Ok(Some(text)) => text,
             Ok(None) => {
-                let _ = writeln!(out, "{heading}: not found");
+                missing.push(heading);
                 continue;
             }
             Err(e) => {
@@ -83,6 +85,7 @@ pub fn run_files(
         } else {
             match write_with_backup(&file.path, &text, &plan.new_text) {
                 Ok(backup) => {
+                    written += 1;
                     let _ = writeln!(out, "  written; backup at {}", backup.display());
                 }
                 Err(e) => {
@@ -91,6 +94,18 @@ pub fn run_files(
                 }
             }
         }
+    }
+    if !missing.is_empty() {
+        let _ = writeln!(out, "no config file at:");
+        for heading in &missing {
+            let _ = writeln!(out, "  {heading}");
+        }
+    }
+    if written > 0 {
+        let _ = writeln!(
+            out,
+            "restart the clients whose configs changed (or reload their MCP servers) to apply this"
+        );
     }
     all_well
 }
