@@ -142,7 +142,8 @@ impl Parser<'_> {
     fn error_here(&self, expected: &str) -> ParseError {
         let found = match self.text[self.pos..].chars().next() {
             None => "the end of the file".to_owned(),
-            Some(c) => format!("`{}`", c.escape_debug()),
+            Some(c) if c.is_control() => format!("`{}`", c.escape_debug()),
+            Some(c) => format!("`{c}`"),
         };
         self.error_at(self.pos, format!("{expected}, found {found}"))
     }
