@@ -615,7 +615,7 @@ mod tests {
             });
             // The log does not exist yet: following waits for it.
             std::thread::sleep(Duration::from_millis(50));
-            let mut log = AuditLog::open(&path).unwrap();
+            let mut log = AuditLog::open(path).unwrap();
             log.append(&alert("SSRF", Some("a"), Duration::ZERO))
                 .unwrap();
             out.wait_for("#1 HIGH SSRF");

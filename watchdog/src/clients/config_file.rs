@@ -133,7 +133,7 @@ mod tests {
     fn finds_top_level_and_per_project_tables() {
         let text = r#"{"mcpServers": {"a": {}}, "projects": {"/p": {"mcpServers": {"b": {}}}, "/q": {"x": 1}, "/r": 3}}"#;
         let root = parse(text, false).unwrap();
-        let tables = find_tables(&text, &root, ANY_LAYOUT).unwrap();
+        let tables = find_tables(text, &root, ANY_LAYOUT).unwrap();
         let labels: Vec<_> = tables.iter().map(|t| t.label.as_str()).collect();
         assert_eq!(labels, ["mcpServers", "projects[\"/p\"].mcpServers"]);
     }
