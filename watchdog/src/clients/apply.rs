@@ -163,6 +163,15 @@ pub fn write_with_backup(path: &Path, old: &str, new: &str) -> io::Result<PathBu
         std::os::unix::fs::fchown(temp.as_file(), Some(meta.uid()), Some(meta.gid()))?;
     }
     temp.as_file().sync_all()?;
+    // Claude Code rewrites ~/.claude.json while it runs: a file that changed since it was read
+    // is not replaced (that would lose the client's write). A narrow window remains.
+    if fs::read(&target)? != old.as_bytes() {
+        // The backup holds what was read, not what is there: it would only mislead.
+        let _ = fs::remove_file(&backup);
+        return Err(io::Error::other(
+            "it changed while mcp-watchdog was working on it (is the client running?); run again",
+        ));
+    }
     temp.persist(&target).map_err(|e| e.error)?;
     if let Ok(dir) = fs::File::open(dir) {
         // Makes the rename itself durable; a failure here cannot be acted on.
@@ -201,4 +210,74 @@ fn write_backup(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
         }
     }
     unreachable!("u32 backups")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_atomically_with_a_backup_and_keeps_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcp.json");
+        fs::write(&path, "old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let first = write_with_backup(&path, "old", "new").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert_eq!(fs::read_to_string(&first).unwrap(), "old");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            fs::metadata(&first).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert!(first.to_string_lossy().contains(".mcp-watchdog-backup-"));
+        // A second change in the same second gets its own backup.
+        let second = write_with_backup(&path, "new", "newer").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(fs::read_to_string(&second).unwrap(), "new");
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn a_file_changed_meanwhile_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".claude.json");
+        fs::write(&path, "written by the client just now").unwrap();
+        let err = write_with_backup(&path, "what was read", "planned").unwrap_err();
+        assert!(err.to_string().contains("changed while"), "{err}");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no backup, no temp file"
+        );
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "written by the client just now"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_reported_with_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.json");
+        fs::write(&path, b"{\n  \"a\": \"\xff\"}").unwrap();
+        let err = read_text(&path).unwrap_err();
+        assert_eq!(
+            err,
+            "line 2, column 9: expected UTF-8 text, found an invalid byte"
+        );
+    }
 }
