@@ -236,8 +236,10 @@ fn json_string(s: &str) -> String {
 /// Notes for arguments a client that joins the command line into one string could break.
 pub fn quoting_notes(server: &Stdio<'_>) -> Vec<String> {
     let mut notes = Vec::new();
-    let risky =
-        |s: &str| s.is_empty() || s.contains(char::is_whitespace) || s.contains(SHELL_SPECIAL);
+    let risky = |s: &str| {
+        let s = without_client_variables(s);
+        s.is_empty() || s.contains(char::is_whitespace) || s.contains(SHELL_SPECIAL)
+    };
     if risky(server.command()) {
         notes.push(format!(
             "command {} contains whitespace or shell metacharacters: it is passed to the watchdog \
@@ -258,6 +260,39 @@ pub fn quoting_notes(server: &Stdio<'_>) -> Vec<String> {
     notes
 }
 
+/// `text` without `${name}` / `${input:id}` references: the client substitutes those before it
+/// starts anything (VS Code, Claude Code), so their `$` and braces never reach a shell.
+fn without_client_variables(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("${") {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let name_end = rest[start + 2..].find('}').map(|i| start + 2 + i);
+        let plain_name = name_end.is_some_and(|end| {
+            let name = &rest[start + 2..end];
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '.' | '-'))
+        });
+        match name_end {
+            Some(end) if plain_name => {
+                out.push_str(&rest[..start]);
+                out.push('x');
+                rest = &rest[end + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..start + 2]);
+                rest = &rest[start + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out.into()
+}
+
 /// `command args…` for people, each word quoted the way a POSIX shell would need.
 pub fn command_line(command: &str, args: &[&str]) -> String {
     std::iter::once(command)
@@ -272,5 +307,30 @@ fn shell_quote(word: &str) -> String {
         word.to_owned()
     } else {
         format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_variables_are_not_shell_metacharacters() {
+        assert_eq!(
+            without_client_variables("${workspaceFolder}/a.py"),
+            "x/a.py"
+        );
+        assert_eq!(without_client_variables("${input:key}-${env:HOME}"), "x-x");
+        assert_eq!(without_client_variables("$(rm -rf ~)"), "$(rm -rf ~)");
+        assert_eq!(without_client_variables("${a b}"), "${a b}");
+        assert_eq!(without_client_variables("${unterminated"), "${unterminated");
+    }
+
+    #[test]
+    fn quoting_for_people() {
+        assert_eq!(
+            command_line("npx", &["-y", "a b", "it's", ""]),
+            "npx -y 'a b' 'it'\\''s' ''"
+        );
     }
 }

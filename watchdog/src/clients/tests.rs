@@ -343,3 +343,12 @@ fn malformed_configs_are_refused_with_line_and_column() {
         "line 1, column 16: expected mcpServers to be an object, found an array"
     );
 }
+
+#[test]
+fn vscode_variables_raise_no_quoting_note() {
+    let (_, text, file) = fixtures().swap_remove(5); // VS Code mcp.json
+    let rows = install::plan(text, &file, WATCHDOG).unwrap().rows;
+    let local = rows.iter().find(|r| r.server == "local").unwrap();
+    assert_eq!(local.status, Status::Wrapped);
+    assert!(local.notes.is_empty(), "{:?}", local.notes);
+}
