@@ -71,6 +71,44 @@ pub enum Command {
     ScanText(ScanTextArgs),
     /// Review and approve tool, prompt and resource definitions pinned on first use.
     Pins(PinsArgs),
+    /// Wrap every stdio MCP server in the clients' configs with this watchdog.
+    ///
+    /// Looks in Claude Desktop, Claude Code (user, local and project scope), Cursor, Windsurf and
+    /// VS Code configs; writes a backup next to each changed file; never wraps twice. HTTP/SSE
+    /// servers are listed as not yet covered and left as they are.
+    ///
+    /// Examples:
+    ///   mcp-watchdog install --dry-run
+    ///   mcp-watchdog install --client claude-desktop
+    ///   mcp-watchdog install --client cursor --config-path ./team/.cursor/mcp.json
+    #[command(verbatim_doc_comment)]
+    Install(crate::clients::ClientArgs),
+    /// Give every wrapped server in the clients' configs its original command and args back.
+    ///
+    /// Examples:
+    ///   mcp-watchdog uninstall --dry-run
+    ///   mcp-watchdog uninstall --client vscode
+    #[command(verbatim_doc_comment)]
+    Uninstall(crate::clients::ClientArgs),
+    /// Show the alerts recorded in the audit log, filtered, or follow them live.
+    ///
+    /// Examples:
+    ///   mcp-watchdog alerts --since 1h
+    ///   mcp-watchdog alerts --follow --rule SSRF --server github
+    ///   mcp-watchdog alerts --json --since 2d | jq .detail
+    #[command(verbatim_doc_comment)]
+    Alerts(crate::alerts_cmd::AlertsArgs),
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   mcp-watchdog completions bash > ~/.local/share/bash-completion/completions/mcp-watchdog
+    ///   mcp-watchdog completions zsh > "${fpath[1]}/_mcp-watchdog"
+    ///   mcp-watchdog completions fish > ~/.config/fish/completions/mcp-watchdog.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// The embedded scripted server used by `demo` (speaks MCP on stdio).
     #[command(hide = true)]
     DemoServer,

@@ -6,6 +6,7 @@
 pub mod alert;
 pub mod analyze;
 pub mod cli;
+pub mod clients;
 pub mod config;
 pub mod demo;
 pub mod inspect;
@@ -16,6 +17,8 @@ pub mod policy;
 pub mod proxy;
 pub mod supervisor;
 
+pub mod alerts_cmd;
+pub mod completions;
 pub mod run;
 pub mod scan_text;
 

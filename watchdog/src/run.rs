@@ -26,6 +26,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::ScanText(args)) => crate::scan_text::run(&args, &cli.proxy),
         Some(Command::Audit(AuditCommand::Verify { file })) => verify_audit(file, &cli.proxy),
         Some(Command::Pins(args)) => pins(args),
+        Some(Command::Install(args)) => crate::clients::install::run(&args),
+        Some(Command::Uninstall(args)) => crate::clients::uninstall::run(&args),
+        Some(Command::Alerts(args)) => crate::alerts_cmd::run(&args),
+        Some(Command::Completions { shell }) => crate::completions::run(shell),
         None => run_proxy(&cli.proxy),
     }
 }
