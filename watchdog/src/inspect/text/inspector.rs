@@ -7,7 +7,7 @@ use crate::inspect::{Findings, Inspector, Subject, SubjectMeta};
 use crate::jsonrpc::Kind;
 use crate::mcp::methods::TOOLS_CALL;
 use crate::policy::{Action, Policy};
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -29,12 +29,21 @@ impl DirectionSet {
         let members: Vec<usize> = (0..detectors.len())
             .filter(|&i| detectors[i].direction().is_none_or(|d| d == direction))
             .collect();
-        let literals: Vec<&str> = members
+        let mut literals: Vec<String> = members
             .iter()
-            .flat_map(|&i| detectors[i].triggers().iter().copied())
+            .flat_map(|&i| {
+                detectors[i]
+                    .triggers()
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+            })
             .collect();
+        literals.sort_unstable();
+        literals.dedup();
+        // A DFA: hundreds of literals, scanned over every message, must cost about a byte a cycle.
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&literals)
             .expect("trigger literals build");
         DirectionSet { members, triggers }
