@@ -6,6 +6,7 @@
 
 pub mod pipeline;
 pub mod registry;
+pub mod smac1;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;

@@ -7,7 +7,11 @@ use crate::config::Settings;
 
 /// Every text detector family, one per file under `inspect/`.
 pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
-    vec![]
+    vec![
+        Box::new(super::smac1::InvisibleCharacters),
+        Box::new(super::smac1::TerminalEscapes),
+        Box::new(super::smac1::HiddenHtml),
+    ]
 }
 
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
