@@ -7,6 +7,7 @@
 pub mod pipeline;
 pub mod registry;
 pub mod smac1;
+pub mod smac2;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;

@@ -11,6 +11,7 @@ pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
         Box::new(super::smac1::InvisibleCharacters),
         Box::new(super::smac1::TerminalEscapes),
         Box::new(super::smac1::HiddenHtml),
+        Box::new(super::smac2::ReferenceLinkExfiltration),
     ]
 }
 
