@@ -11,6 +11,7 @@ use crate::alert::Severity;
 use crate::inspect::text::normalize::is_invisible;
 use crate::inspect::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use crate::inspect::SubjectMeta;
+use std::rc::Rc;
 use unicode_properties::UnicodeEmoji;
 use unicode_script::{Script, UnicodeScript};
 
@@ -56,6 +57,7 @@ impl TextDetector for InvisibleCharacters {
         let chars: Vec<(usize, char)> = text.original.char_indices().collect();
         let metadata = text.site.role == Role::Metadata;
         let open_bidi = unclosed_bidi(&chars);
+        let mut word_cache = None;
         let mut i = 0;
         while i < chars.len() {
             if !is_invisible(chars[i].1) {
@@ -66,7 +68,7 @@ impl TextDetector for InvisibleCharacters {
             while i < chars.len() && is_invisible(chars[i].1) {
                 i += 1;
             }
-            let verdicts = judge_run(&chars, start..i, metadata, &open_bidi);
+            let verdicts = judge_run(&chars, start..i, metadata, &open_bidi, &mut word_cache);
             report(text.original, &chars, start, &verdicts, hits);
         }
     }
@@ -76,10 +78,11 @@ impl TextDetector for InvisibleCharacters {
 #[derive(Debug, Clone, PartialEq)]
 struct Verdict {
     severity: Severity,
-    reason: String,
+    /// Shared by every character of a run: runs can be long.
+    reason: Rc<str>,
 }
 
-fn verdict(severity: Severity, reason: impl Into<String>) -> Option<Verdict> {
+fn verdict(severity: Severity, reason: impl Into<Rc<str>>) -> Option<Verdict> {
     Some(Verdict {
         severity,
         reason: reason.into(),
@@ -92,6 +95,7 @@ fn judge_run(
     run: std::ops::Range<usize>,
     metadata: bool,
     open_bidi: &[usize],
+    word_cache: &mut Option<(usize, bool)>,
 ) -> Vec<Option<Verdict>> {
     let cs: Vec<char> = chars[run.clone()].iter().map(|&(_, c)| c).collect();
     let prev = run.start.checked_sub(1).map(|j| chars[j].1);
@@ -152,6 +156,19 @@ fn judge_run(
             char::from_u32(c as u32 - 0xE0000).filter(|t| t.is_ascii_graphic() || *t == ' ')
         })
         .collect();
+    let tag_reason: Rc<str> = format!(
+        "tag characters spell hidden text \"{}\"",
+        excerpt(&hidden_tags)
+    )
+    .into();
+    let smuggle_reason: Rc<str> = format!(
+        "variation selectors smuggle {} bytes{}",
+        smuggled.len(),
+        smuggled_text(&smuggled)
+    )
+    .into();
+    let zero_width_reason: Rc<str> =
+        format!("run of {zero_width_run} zero-width characters encodes hidden data").into();
 
     cs.iter()
         .enumerate()
@@ -161,34 +178,27 @@ fn judge_run(
             }
             let index = run.start + k;
             let found = match c as u32 {
-                0xE0000..=0xE007F => verdict(
-                    Severity::High,
-                    format!(
-                        "tag characters spell hidden text \"{}\"",
-                        excerpt(&hidden_tags)
-                    ),
-                ),
+                0xE0000..=0xE007F => verdict(Severity::High, tag_reason.clone()),
                 0x202D | 0x202E => verdict(Severity::High, "bidi override reorders the text"),
-                0x202A | 0x202B | 0x2066..=0x2068 if open_bidi.contains(&index) => verdict(
-                    Severity::High,
-                    "unclosed bidi control reorders the rest of the line",
-                ),
-                _ if is_variation_selector(c) && selectors >= 2 => verdict(
-                    Severity::High,
-                    format!(
-                        "variation selectors smuggle {} bytes{}",
-                        smuggled.len(),
-                        smuggled_text(&smuggled)
-                    ),
-                ),
-                _ if is_zero_width(c) && zero_width_run >= 4 => verdict(
-                    Severity::High,
-                    format!("run of {zero_width_run} zero-width characters encodes hidden data"),
-                ),
+                0x202A | 0x202B | 0x2066..=0x2068 if open_bidi.binary_search(&index).is_ok() => {
+                    verdict(
+                        Severity::High,
+                        "unclosed bidi control reorders the rest of the line",
+                    )
+                }
+                _ if is_variation_selector(c) && selectors >= 2 => {
+                    verdict(Severity::High, smuggle_reason.clone())
+                }
+                _ if is_zero_width(c) && zero_width_run >= 4 => {
+                    verdict(Severity::High, zero_width_reason.clone())
+                }
                 0x206A..=0x206F => {
                     verdict(Severity::Medium, "deprecated invisible format character")
                 }
-                _ if in_word && (c != '\u{00AD}' || suspicious_hyphenation(chars, run.clone())) => {
+                _ if in_word
+                    && (c != '\u{00AD}'
+                        || suspicious_hyphenation(chars, run.clone(), word_cache)) =>
+                {
                     verdict(Severity::Medium, "invisible character inside a word")
                 }
                 0xFEFF if chars[index].0 != 0 => verdict(Severity::Low, "byte order mark mid-text"),
@@ -243,7 +253,7 @@ fn report(
     }
 }
 
-/// Indices (into `chars`) of bidi embeddings and isolates left open at the end of their line:
+/// Indices (into `chars`, ascending) of bidi embeddings and isolates left open at the end of their line:
 /// they reorder the rest of it (Trojan Source). Balanced ones wrap names in i18n strings.
 fn unclosed_bidi(chars: &[(usize, char)]) -> Vec<usize> {
     let mut open: Vec<(usize, bool)> = Vec::new(); // (index, is_isolate)
@@ -271,8 +281,18 @@ fn unclosed_bidi(chars: &[(usize, char)]) -> Vec<usize> {
 }
 
 /// A soft hyphen is a hyphenation hint in long words (German, Dutch, ...); inside a keyword, in a
-/// short word or letter by letter it is a way round keyword matching.
-fn suspicious_hyphenation(chars: &[(usize, char)], run: std::ops::Range<usize>) -> bool {
+/// short word or letter by letter it is a way round keyword matching. The verdict is per word:
+/// `cache` holds the end of the last word judged and its verdict, so a word is walked once.
+fn suspicious_hyphenation(
+    chars: &[(usize, char)],
+    run: std::ops::Range<usize>,
+    cache: &mut Option<(usize, bool)>,
+) -> bool {
+    if let Some((end, verdict)) = *cache {
+        if run.start < end {
+            return verdict;
+        }
+    }
     const KEYWORDS: &[&str] = &[
         "ignore",
         "disregard",
@@ -303,14 +323,13 @@ fn suspicious_hyphenation(chars: &[(usize, char)], run: std::ops::Range<usize>) 
         "invoke",
         "tool",
     ];
-    const REACH: usize = 48;
     let part_of_word = |c: char| latin_like(c) || is_invisible(c);
     let mut from = run.start;
-    while from > 0 && run.start - from < REACH && part_of_word(chars[from - 1].1) {
+    while from > 0 && part_of_word(chars[from - 1].1) {
         from -= 1;
     }
     let mut to = run.end;
-    while to < chars.len() && to - run.end < REACH && part_of_word(chars[to].1) {
+    while to < chars.len() && part_of_word(chars[to].1) {
         to += 1;
     }
     let word: String = chars[from..to]
@@ -324,7 +343,10 @@ fn suspicious_hyphenation(chars: &[(usize, char)], run: std::ops::Range<usize>) 
         .map(<[_]>::len)
         .min()
         .unwrap_or(0);
-    KEYWORDS.contains(&word.as_str()) || shortest_piece == 1 || word.chars().count() <= 5
+    let verdict =
+        KEYWORDS.contains(&word.as_str()) || shortest_piece == 1 || word.chars().count() <= 5;
+    *cache = Some((to, verdict));
+    verdict
 }
 
 /// Letters and digits of the scripts that never need joiners between letters.
