@@ -18,6 +18,8 @@ pub mod rug_pull;
 pub mod secrets;
 pub mod secrets_kinds;
 pub mod shell;
+pub mod smac1;
+pub mod smac2;
 pub mod smac5;
 pub mod sql;
 pub mod ssrf;

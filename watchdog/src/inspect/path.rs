@@ -384,7 +384,13 @@ impl TextDetector for PathTraversal {
             return;
         }
         let arg = Argument::of(text.meta, text.site);
-        let verdict = judge(&text.normalized.text, &arg);
+        // The normalized copy is already percent- and entity-decoded; judging the original too
+        // keeps the evidence that a `..` was encoded (nobody encodes one by accident).
+        let mut verdict = judge(&text.normalized.text, &arg);
+        let as_sent = judge(&text.original.to_ascii_lowercase(), &arg);
+        if let Some(severity) = as_sent.severity {
+            verdict.note(severity, as_sent.detail);
+        }
         if let Some(severity) = verdict.severity {
             hits.push(Hit {
                 rule: RULE,

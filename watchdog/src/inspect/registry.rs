@@ -23,6 +23,10 @@ pub fn text_detectors() -> Vec<Box<dyn TextDetector>> {
         Box::new(super::smac5::InstructionBlocks),
         Box::new(super::smac5::CredentialSeeking),
         Box::new(super::escalation::FalseErrors),
+        Box::new(super::smac1::InvisibleCharacters),
+        Box::new(super::smac1::TerminalEscapes),
+        Box::new(super::smac1::HiddenHtml),
+        Box::new(super::smac2::ReferenceLinkExfiltration),
     ]
 }
 

@@ -17,7 +17,9 @@ pub fn sentence_around(text: &str, at: Range<usize>) -> Range<usize> {
     let mut start = at.start;
     while start > floor {
         let b = bytes[start - 1];
-        if b == b'\n' || b == b'>' {
+        // A control character (an escape sequence, a form feed) ends what came before as surely
+        // as a line break does.
+        if b == b'\n' || b == b'>' || (b.is_ascii_control() && b != b'\t') {
             break;
         }
         if b.is_ascii_whitespace() && start >= 2 && matches!(bytes[start - 2], b'.' | b'!' | b'?') {
