@@ -63,8 +63,8 @@ impl Default for RateLimits {
 #[derive(Default)]
 struct Calls {
     times: VecDeque<Instant>,
-    /// Reported for the current burst already (one alert per burst).
-    reported: bool,
+    /// What was reported for the current burst: 0 nothing, 1 the burst, 2 the refusals.
+    reported: u8,
 }
 
 struct Flood {
@@ -111,11 +111,11 @@ impl RateGuard {
             calls.times.pop_front();
         }
         let count = calls.times.len();
-        if count <= soft {
-            calls.reported = false;
+        let over_hard = hard > 0 && count > hard;
+        if count <= soft && !over_hard {
+            calls.reported = 0;
             return;
         }
-        let over_hard = hard > 0 && count > hard;
         let severity = if over_hard {
             Severity::Critical
         } else {
@@ -128,30 +128,27 @@ impl RateGuard {
                 format!("Blocked by mcp-watchdog: more than {hard} tool calls to this server in 10 seconds; slow down"),
             );
         }
-        if calls.reported && !block {
+        // One alert when the burst crosses the soft threshold, one more when refusals start.
+        let level = if block { 2 } else { 1 };
+        if calls.reported >= level {
             return;
         }
-        if !calls.reported {
-            calls.reported = true;
-            findings.alert(Alert::new(
-                RATE_LIMIT,
-                "tool call burst",
-                severity,
-                if block {
-                    ActionTaken::Blocked
-                } else {
-                    ActionTaken::Alerted
-                },
-                format!(
-                    "more than {soft} tool calls to one server within 10 s (consent fatigue?){}",
-                    if block {
-                        format!("; calls beyond {hard} are refused")
-                    } else {
-                        String::new()
-                    }
-                ),
-            ));
-        }
+        calls.reported = level;
+        findings.alert(Alert::new(
+            RATE_LIMIT,
+            "tool call burst",
+            severity,
+            if block {
+                ActionTaken::Blocked
+            } else {
+                ActionTaken::Alerted
+            },
+            if block {
+                format!("more than {hard} tool calls to one server within 10 s; further calls are refused until the pace drops")
+            } else {
+                format!("more than {soft} tool calls to one server within 10 s (consent fatigue?)")
+            },
+        ));
     }
 
     fn notification(&self, s: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
@@ -462,11 +459,18 @@ mod tests {
     #[test]
     fn calls_beyond_the_hard_limit_are_refused() {
         let p = guard(limits(5, 10, 1000), Mode::Enforce);
+        let mut alerts = Vec::new();
         let outcomes: Vec<bool> = (0..15)
-            .map(|_| matches!(call(&p, "s").outcome, Outcome::Block { .. }))
+            .map(|_| {
+                let i = call(&p, "s");
+                alerts.extend(i.alerts);
+                matches!(i.outcome, Outcome::Block { .. })
+            })
             .collect();
         assert!(outcomes[..10].iter().all(|b| !b));
         assert!(outcomes[10..].iter().all(|b| *b));
+        let taken: Vec<ActionTaken> = alerts.iter().map(|a| a.action).collect();
+        assert_eq!(taken, [ActionTaken::Alerted, ActionTaken::Blocked]);
         // Another server has its own budget.
         assert_eq!(call(&p, "t").outcome, Outcome::Pass);
     }
