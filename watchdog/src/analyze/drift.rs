@@ -142,7 +142,7 @@ pub struct Baseline {
     /// Requests counted so far (learning ends at the configured number).
     pub calls: usize,
     pub complete: bool,
-    /// Methods the server itself sent (requests and notifications).
+    /// Requests the server itself sent (sampling, elicitation, roots…).
     pub server_methods: BTreeSet<String>,
     /// Tools called, with the argument names used.
     pub tools: BTreeMap<String, BTreeSet<String>>,
@@ -150,6 +150,9 @@ pub struct Baseline {
     pub markers: BTreeSet<String>,
     /// The busiest minute while learning (requests).
     pub peak_per_minute: u32,
+    /// How long learning took: a rhythm is only judged against a baseline that saw a minute.
+    #[serde(default)]
+    pub learned_over_secs: u64,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -238,6 +241,7 @@ struct ServerDrift {
     baseline: Baseline,
     /// Start of the current minute and the requests in it.
     minute: Option<(Instant, u32)>,
+    learning_since: Option<Instant>,
     /// When previously unused tools were first called (the last few).
     new_tools: VecDeque<Instant>,
     new_tool_names: HashSet<String>,
@@ -288,10 +292,8 @@ impl DriftState {
         let learning = !s.baseline.complete;
         let mut findings: Vec<(String, &'static str, Severity, String)> = Vec::new();
 
-        // Methods the server initiates.
-        if o.direction == Direction::ServerToClient
-            && matches!(o.kind, Kind::Request | Kind::Notification)
-        {
+        // Requests the server initiates (its notifications are news, not new behaviour).
+        if o.direction == Direction::ServerToClient && o.kind == Kind::Request {
             if let Some(m) = o.method.as_deref().filter(|m| !routine_server_method(m)) {
                 if learning {
                     s.baseline.server_methods.insert(m.to_owned());
@@ -326,7 +328,11 @@ impl DriftState {
             if learning {
                 s.baseline.calls += 1;
                 s.baseline.peak_per_minute = s.baseline.peak_per_minute.max(count);
-            } else if count > (s.baseline.peak_per_minute * 4).max(20) {
+                let since = *s.learning_since.get_or_insert(now);
+                s.baseline.learned_over_secs = now.duration_since(since).as_secs();
+            } else if s.baseline.learned_over_secs >= 60
+                && count > (s.baseline.peak_per_minute * 4).max(20)
+            {
                 findings.push((
                     "rhythm".into(),
                     "phase transition",
@@ -450,13 +456,9 @@ impl DriftState {
     }
 }
 
-/// Server-initiated traffic that every server may send at any time.
+/// Server requests that every server may send at any time.
 fn routine_server_method(m: &str) -> bool {
-    matches!(
-        m,
-        PING | "notifications/progress" | "notifications/message" | "notifications/cancelled"
-    ) || m.ends_with("/list_changed")
-        || m == "notifications/resources/updated"
+    m == PING
 }
 
 fn parse(raw: &[u8]) -> Option<Value> {
@@ -744,6 +746,7 @@ mod tests {
     #[test]
     fn a_call_rate_far_above_the_baseline_is_a_phase_transition() {
         let mut d = learned();
+        d.servers.get_mut("git").unwrap().baseline.learned_over_secs = 600;
         let mut classes = Vec::new();
         for _ in 0..60 {
             classes.extend(rules(&d.observe(&call(
@@ -755,6 +758,30 @@ mod tests {
     }
 
     // ---- benign twins -------------------------------------------------------------------
+
+    #[test]
+    fn a_fast_rate_is_not_judged_against_a_baseline_learned_in_seconds() {
+        let mut d = learned();
+        for _ in 0..100 {
+            let v = d.observe(&call(
+                "git_status",
+                json!({"repo_path": "/srv/repo", "context_lines": 3}),
+            ));
+            assert!(v.alerts.is_empty());
+        }
+    }
+
+    #[test]
+    fn new_server_notifications_are_not_new_behaviour() {
+        let mut d = learned();
+        let v = d.observe(&obs(
+            Direction::ServerToClient,
+            Kind::Notification,
+            "notifications/message",
+            json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"indexing"}}),
+        ));
+        assert!(v.alerts.is_empty());
+    }
 
     #[test]
     fn nothing_is_reported_while_learning() {
