@@ -461,8 +461,11 @@ fn routine_server_method(m: &str) -> bool {
     m == PING
 }
 
+/// Messages parsed for their field names at most this large (larger ones: text markers only).
+const PARSE_LIMIT: usize = 64 * 1024;
+
 fn parse(raw: &[u8]) -> Option<Value> {
-    if raw.len() > SCAN_LIMIT {
+    if raw.len() > PARSE_LIMIT {
         return None;
     }
     serde_json::from_slice(raw).ok()
@@ -500,19 +503,30 @@ fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
             });
         }
     }
+    // One pass for every path and phrase, without copying the message.
     let raw = &raw[..raw.len().min(SCAN_LIMIT)];
-    for p in SENSITIVE_PATHS {
-        if memchr::memmem::find(raw, p.as_bytes()).is_some() {
-            out.insert(format!("path:{}", p.trim_end_matches('"')));
-        }
-    }
-    let lower = String::from_utf8_lossy(raw).to_lowercase();
-    for p in FINGERPRINT_PHRASES {
-        if lower.contains(p) {
-            out.insert(format!("fingerprint:{p}"));
-        }
+    for m in text_markers().find_overlapping_iter(raw) {
+        let i = m.pattern().as_usize();
+        out.insert(match SENSITIVE_PATHS.get(i) {
+            Some(p) => format!("path:{}", p.trim_end_matches('"')),
+            None => format!(
+                "fingerprint:{}",
+                FINGERPRINT_PHRASES[i - SENSITIVE_PATHS.len()]
+            ),
+        });
     }
     out
+}
+
+/// Sensitive paths, then fingerprint phrases (case-insensitive).
+fn text_markers() -> &'static aho_corasick::AhoCorasick {
+    static AC: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(SENSITIVE_PATHS.iter().chain(FINGERPRINT_PHRASES))
+            .expect("static patterns")
+    })
 }
 
 /// `maxTokens`, `progressToken`, `nextPageToken`: counts and cursors, not credentials.
