@@ -32,6 +32,12 @@ pub struct FileConfig {
     pub rules: BTreeMap<String, Action>,
     #[serde(default)]
     pub restart: RestartConfig,
+    #[serde(default)]
+    pub rate: crate::inspect::rate::RateLimits,
+    #[serde(default)]
+    pub flow: crate::analyze::flow::FlowConfig,
+    #[serde(default)]
+    pub drift: crate::analyze::drift::DriftConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
 }
@@ -164,6 +170,9 @@ pub struct Settings {
     pub repeat_window: Duration,
     /// `None`: the default pins file.
     pub pins_file: Option<PathBuf>,
+    pub rate: crate::inspect::rate::RateLimits,
+    pub flow: crate::analyze::flow::FlowConfig,
+    pub drift: crate::analyze::drift::DriftConfig,
 }
 
 impl Settings {
@@ -300,6 +309,9 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
         audit_log: args.audit_log.clone().or(file.alerts.audit_log),
         repeat_window: Duration::from_secs(file.alerts.repeat_window_secs.unwrap_or(10)),
         pins_file: args.pins.clone().or(file.pins_file),
+        rate: file.rate,
+        flow: file.flow,
+        drift: file.drift,
     })
 }
 

@@ -42,6 +42,8 @@ pub const STRIP_BY_DEFAULT: &[&str] = &[
     "ENTROPY",
     "SHADOW",
     "PARAM-INJECT",
+    // Repeats of a change notification are coalesced (the first and the last reach the client).
+    "NOTIF-INJECT",
 ];
 
 /// Request-side rules: critical findings are blocked, the rest alerted (DETECTIONS.md).
@@ -53,6 +55,10 @@ pub const BLOCK_CRITICAL_BY_DEFAULT: &[&str] = &[
     "SQL-INJECT",
     "PATH-TRAVERSAL",
     "EMAIL-INJECT",
+    // A secret produced by one server sent to another (Critical); other tokens are reported.
+    "FLOW",
+    // Tool calls beyond the configured hard limit (Critical); bursts above the soft one reported.
+    "RATE-LIMIT",
 ];
 
 /// Rules whose every finding is stopped: a denied tool, and a pinned definition that changed

@@ -191,6 +191,21 @@ fn alert_sink(settings: &Settings) -> AlertSink {
     }
 }
 
+/// The analyzer actors that correlate across messages (alerts only; inline guards are in the
+/// pipeline).
+fn analyzers(settings: &Settings, alerts: &Addr<AlertSink>) -> Analyzers {
+    use crate::analyze::drift::{Drift, DRIFT};
+    let mut a = Analyzers::default();
+    if settings.policy.action(DRIFT) != crate::policy::Action::Off {
+        a.add(
+            Drift::new(&settings.drift, alerts.clone())
+                .start()
+                .recipient(),
+        );
+    }
+    a
+}
+
 /// Starts every actor; runs inside the actix system.
 fn start(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = become_subreaper() {
@@ -232,7 +247,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         client_writer,
         pipeline: Arc::new(crate::inspect::registry::pipeline(&settings)),
         alerts: alerts.clone(),
-        analyzers: Analyzers::default(),
+        analyzers: analyzers(&settings, &alerts),
         supervisor: supervisor_ctx.address().recipient(),
     });
     session_ctx.add_stream(frame_stream(stdio::stdin(), settings.max_frame));

@@ -40,6 +40,12 @@
 //!                                    change, add or remove tools while the server runs
 //!   --instructions-file FILE         the initialize result's `instructions`, read on every
 //!                                    initialize (none while the file is absent)
+//!   --emit-token TOKEN               tools/call results carry TOKEN in their text content
+//!   --notify-flood N                 on tools/call of tool `flood`, first send N
+//!                                    notifications/tools/list_changed
+//!   --duplicate-replies              write every reply twice (a smuggled duplicate)
+//!   --unsolicited-id ID              before the first tools/call reply, write a response to ID (raw
+//!                                    JSON), which nobody asked for
 //!
 //! A notification whose method starts with `test/bounce` is answered with a `test/bounced` notification
 //! carrying the same params bytes, so that server-originated traffic can be varied too.
@@ -80,6 +86,10 @@ struct Opts {
     stderr_lines: Vec<String>,
     tools_file: Option<PathBuf>,
     instructions_file: Option<PathBuf>,
+    emit_token: Option<String>,
+    notify_flood: usize,
+    duplicate_replies: bool,
+    unsolicited_id: Option<String>,
 }
 
 fn parse_opts() -> Opts {
@@ -133,6 +143,15 @@ fn parse_opts() -> Opts {
             "--stderr-line" => o.stderr_lines.push(val()),
             "--tools-file" => o.tools_file = Some(val().into()),
             "--instructions-file" => o.instructions_file = Some(val().into()),
+            "--emit-token" => o.emit_token = Some(val()),
+            "--notify-flood" => o.notify_flood = num(&val()),
+            "--duplicate-replies" => o.duplicate_replies = true,
+            "--unsolicited-id" => {
+                let id = val();
+                serde_json::from_str::<Value>(&id)
+                    .unwrap_or_else(|e| die(&format!("--unsolicited-id {id}: {e}")));
+                o.unsolicited_id = Some(id);
+            }
             other => die(&format!("unknown flag {other}")),
         }
     }
@@ -254,6 +273,9 @@ impl Server {
         } else if let Some(reply) = self.handle_one(text) {
             self.reply_prelude();
             self.send(&reply);
+            if self.o.duplicate_replies {
+                self.send(&reply);
+            }
         }
     }
 
@@ -444,9 +466,26 @@ impl Server {
         if self.o.progress {
             self.progress(params);
         }
+        if let Some(id) = self.o.unsolicited_id.take() {
+            self.send(&format!(
+                r#"{{"jsonrpc":"2.0","id":{id},"result":{{"content":[{{"type":"text","text":"smuggled"}}]}}}}"#
+            ));
+        }
         let name = params
             .and_then(|p| serde_json::from_str::<Value>(p).ok())
             .and_then(|p| p.get("name").and_then(Value::as_str).map(str::to_owned));
+        if name.as_deref() == Some("flood") {
+            for _ in 0..self.o.notify_flood {
+                self.send(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#);
+            }
+        }
+        if let Some(token) = &self.o.emit_token {
+            return format!(
+                r#"{{"content":[{{"type":"text","text":{}}}],"echo":{}}}"#,
+                js(&format!("here is what you asked for: {token}")),
+                params.unwrap_or("null")
+            );
+        }
         if name.as_deref() == Some("ask") {
             if let Some(sid) = self.o.sampling_request_id.clone() {
                 let answer = self.sample(&sid);

@@ -9,8 +9,10 @@ pub mod email;
 pub mod entropy;
 pub mod escalation;
 pub mod exfil;
+pub mod flow_guard;
 pub mod path;
 pub mod pipeline;
+pub mod rate;
 pub mod registry;
 #[cfg(test)]
 mod request_testkit;
@@ -32,7 +34,20 @@ pub mod whitespace_stego;
 pub use pipeline::{Inspection, Outcome, Pipeline};
 pub use subject::{Findings, Subject, SubjectMeta};
 
+use crate::alert::Alert;
 use crate::policy::Policy;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// A server→client message an inspector held back and whose time has come (e.g. the trailing
+/// notification of a coalesced flood): the session sends it through the pipeline again.
+#[derive(Debug)]
+pub struct Deferred {
+    pub server: String,
+    pub raw: Bytes,
+    /// Reported when the message is released (e.g. how many repeats were coalesced).
+    pub alerts: Vec<Alert>,
+}
 
 pub trait Inspector: Send + Sync {
     /// Rule id(s) this inspector reports under, for diagnostics.
@@ -48,4 +63,10 @@ pub trait Inspector: Send + Sync {
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings);
+
+    /// Messages held back earlier that are due at `now`. Inspectors have no timers; the session
+    /// asks periodically.
+    fn take_due(&self, _now: Instant) -> Vec<Deferred> {
+        Vec::new()
+    }
 }

@@ -38,8 +38,21 @@ impl Pipeline {
         Pipeline { inspectors, policy }
     }
 
+    /// Adds inspectors after the ones already there.
+    pub fn extend(&mut self, more: Vec<Box<dyn Inspector>>) {
+        self.inspectors.extend(more);
+    }
+
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Held-back messages now due, from every inspector.
+    pub fn take_due(&self, now: std::time::Instant) -> Vec<super::Deferred> {
+        self.inspectors
+            .iter()
+            .flat_map(|i| i.take_due(now))
+            .collect()
     }
 
     pub fn inspect(&self, meta: SubjectMeta<'_>, raw: &[u8]) -> Inspection {

@@ -1,5 +1,7 @@
 //! Which inspectors and text detectors a proxy runs, in order.
 
+use super::flow_guard::FlowGuard;
+use super::rate::RateGuard;
 use super::rug_pull::RugPull;
 use super::text::{TextDetector, TextInspector};
 use super::tool_policy::ToolPolicy;
@@ -46,11 +48,29 @@ pub fn pipeline(settings: &Settings) -> Pipeline {
         .iter()
         .map(|s| (s.name.clone(), s.tools.clone()))
         .collect();
-    build(
+    let mut p = build(
         settings.policy.clone(),
         filters,
         Some(RugPull::for_settings(settings)),
-    )
+    );
+    p.extend(stateful(settings));
+    p
+}
+
+/// The proxy's stateful inline guards: call bursts and notification floods, and (in gateway mode,
+/// where a second server exists) cross-server token flow.
+fn stateful(settings: &Settings) -> Vec<Box<dyn Inspector>> {
+    let mut v: Vec<Box<dyn Inspector>> = vec![Box::new(RateGuard::new(settings.rate.clone()))];
+    if settings.servers.len() > 1 {
+        let memory = std::sync::Arc::new(crate::analyze::flow::FlowMemory::new(
+            settings.flow.tokens_remembered,
+        ));
+        v.push(Box::new(FlowGuard::new(
+            memory,
+            settings.servers.iter().map(|s| s.name.clone()),
+        )));
+    }
+    v
 }
 
 /// The stateless part of the pipeline (no pins): for `scan-text`, benchmarks and fuzzing.

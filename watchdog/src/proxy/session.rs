@@ -976,6 +976,20 @@ impl Session {
         }
     }
 
+    /// Messages an inspector held back whose time has come go through the pipeline again, as if
+    /// the server had just sent them (they are server→client notifications).
+    fn release_deferred(&mut self, ctx: &mut Context<Self>) {
+        for d in self.pipeline.take_due(Instant::now()) {
+            self.raise(d.alerts);
+            let Some(upstream) = self.upstreams.iter().position(|u| *u.name == *d.server) else {
+                continue;
+            };
+            if let Ok(m) = Message::parse_object(d.raw) {
+                self.on_upstream_message(upstream, m, ctx);
+            }
+        }
+    }
+
     fn check_drained(&mut self) {
         if !self.drain_waiters.is_empty()
             && self.pending.client_requests_outstanding() == 0
@@ -993,8 +1007,15 @@ fn reencode(v: &Value) -> Option<Message> {
     Message::parse_object(Bytes::from(serde_json::to_vec(v).ok()?)).ok()
 }
 
+/// How often held-back messages (a coalesced flood's last notification) are checked for release.
+const DEFERRED_TICK: Duration = Duration::from_millis(100);
+
 impl Actor for Session {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_interval(DEFERRED_TICK, |act, ctx| act.release_deferred(ctx));
+    }
 }
 
 impl StreamHandler<std::io::Result<Frame>> for Session {

@@ -1,0 +1,892 @@
+//! DRIFT: a per-server baseline of behaviour, learned over the first calls and kept across runs,
+//! and alerts when a server later steps outside it.
+//!
+//! - scope creep: tool arguments or results start carrying credential fields or sensitive paths;
+//! - fingerprinting: a server starts asking for commit times, time zones, working hours, deploy
+//!   windows, calendars (what profiles a user or a team);
+//! - phase transition: new server-initiated methods, a burst of tools never used before, or a
+//!   call rate far above the baseline's busiest minute.
+//!
+//! What the baseline already had is the server's purpose (a calendar server asks for calendars; a
+//! database connector takes a `password`) and stays quiet. Alerts only, once per server and
+//! finding; nothing here stops a message.
+
+use super::Observation;
+use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
+use crate::jsonrpc::Kind;
+use crate::mcp::methods::{PING, TOOLS_CALL};
+use actix::prelude::*;
+use anyhow::{Context as _, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const DRIFT: &str = "DRIFT";
+
+/// Bytes of one message searched for markers.
+const SCAN_LIMIT: usize = 256 * 1024;
+
+/// Previously unused tools within [`BURST_WINDOW`] that make a phase transition.
+const NEW_TOOL_BURST: usize = 3;
+const BURST_WINDOW: Duration = Duration::from_secs(60);
+
+/// Findings reported per server at most (each once); beyond, the server is reported as noisy.
+const MAX_REPORTED: usize = 256;
+
+/// `[drift]` in watchdog.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DriftConfig {
+    /// Requests to a server that make its baseline.
+    pub baseline_calls: usize,
+    /// Where baselines are kept (default: $XDG_STATE_HOME/mcp-watchdog/baselines.json).
+    pub baselines_file: Option<PathBuf>,
+}
+
+impl Default for DriftConfig {
+    fn default() -> Self {
+        DriftConfig {
+            baseline_calls: 50,
+            baselines_file: None,
+        }
+    }
+}
+
+/// Argument and field names that carry credentials (compared lower-case, without `_` and `-`).
+const CREDENTIAL_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credential",
+    "authorization",
+    "cookie",
+    "sessionid",
+    "bearer",
+    "mnemonic",
+    "seedphrase",
+];
+
+/// Paths whose mention means credentials or system secrets.
+const SENSITIVE_PATHS: &[&str] = &[
+    ".ssh/",
+    "id_rsa",
+    "id_ed25519",
+    ".aws/credentials",
+    "/etc/shadow",
+    ".netrc",
+    ".kube/config",
+    ".docker/config.json",
+    ".gnupg/",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".env\"",
+];
+
+/// Argument and field names that profile when and how people work.
+const FINGERPRINT_KEYS: &[&str] = &[
+    "timezone",
+    "utcoffset",
+    "workinghours",
+    "officehours",
+    "businesshours",
+    "activehours",
+    "commitdate",
+    "committime",
+    "authordate",
+    "gitlog",
+    "deploywindow",
+    "deploytime",
+    "deployschedule",
+    "releasewindow",
+    "calendar",
+    "activitypattern",
+    "lastactive",
+    "lastseen",
+    "localtime",
+    "sleepschedule",
+];
+
+/// The same, as phrases in what a server asks or says (lower-case).
+const FINGERPRINT_PHRASES: &[&str] = &[
+    "git log",
+    "commit timestamp",
+    "commit time",
+    "commit date",
+    "working hours",
+    "office hours",
+    "time zone",
+    "timezone",
+    "deploy window",
+    "deployment window",
+    "deploy schedule",
+    "calendar",
+    "activity pattern",
+    "when do you usually",
+];
+
+/// One server's baseline, as persisted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Requests counted so far (learning ends at the configured number).
+    pub calls: usize,
+    pub complete: bool,
+    /// Requests the server itself sent (sampling, elicitation, roots…).
+    pub server_methods: BTreeSet<String>,
+    /// Tools called, with the argument names used.
+    pub tools: BTreeMap<String, BTreeSet<String>>,
+    /// Credential, path and fingerprint markers already present while learning.
+    pub markers: BTreeSet<String>,
+    /// The busiest minute while learning (requests).
+    pub peak_per_minute: u32,
+    /// How long learning took: a rhythm is only judged against a baseline that saw a minute.
+    #[serde(default)]
+    pub learned_over_secs: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BaselinesFile {
+    version: u32,
+    servers: BTreeMap<String, Baseline>,
+}
+
+/// The baselines file: locked read-modify-write, atomic replacement, 0600.
+#[derive(Debug, Clone)]
+pub struct BaselineStore {
+    path: PathBuf,
+}
+
+impl BaselineStore {
+    pub fn new(path: PathBuf) -> Self {
+        BaselineStore { path }
+    }
+
+    pub fn default_path() -> Option<PathBuf> {
+        dirs::state_dir().map(|d| d.join("mcp-watchdog").join("baselines.json"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every stored baseline; an absent file is empty, a corrupt one is an error (and is replaced
+    /// on the next save: baselines are learned again, nothing is trusted from them).
+    pub fn load(&self) -> Result<BTreeMap<String, Baseline>> {
+        match fs::read(&self.path) {
+            Ok(b) => Ok(serde_json::from_slice::<BaselinesFile>(&b)
+                .with_context(|| format!("{} is not a baselines file", self.path.display()))?
+                .servers),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", self.path.display())),
+        }
+    }
+
+    /// Stores one server's baseline, keeping the others (other proxies share the file).
+    pub fn save(&self, server: &str, baseline: &Baseline) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock_path = self.path.with_extension("json.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let _lock = Flock::lock(lock, FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
+        let mut servers = self.load().unwrap_or_default();
+        servers.insert(server.to_owned(), baseline.clone());
+        let mut text = serde_json::to_vec_pretty(&BaselinesFile {
+            version: 1,
+            servers,
+        })?;
+        text.push(b'\n');
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".baselines-")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))?;
+        tmp.write_all(&text)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(&self.path)
+            .with_context(|| format!("cannot replace {}", self.path.display()))?;
+        File::open(dir).and_then(|d| d.sync_all()).ok();
+        Ok(())
+    }
+}
+
+/// One server's baseline and what is being watched against it.
+#[derive(Default)]
+struct ServerDrift {
+    baseline: Baseline,
+    /// Start of the current minute and the requests in it.
+    minute: Option<(Instant, u32)>,
+    learning_since: Option<Instant>,
+    /// When previously unused tools were first called (the last few).
+    new_tools: VecDeque<Instant>,
+    new_tool_names: HashSet<String>,
+    reported: HashSet<String>,
+}
+
+/// Every server's drift state: pure, fed with observations, returns alerts.
+pub struct DriftState {
+    baseline_calls: usize,
+    servers: HashMap<String, ServerDrift>,
+}
+
+/// What one observation led to.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    pub alerts: Vec<Alert>,
+    /// A baseline was just completed: persist it.
+    pub completed: Option<(String, Baseline)>,
+}
+
+impl DriftState {
+    pub fn new(baseline_calls: usize, stored: BTreeMap<String, Baseline>) -> Self {
+        DriftState {
+            baseline_calls: baseline_calls.max(1),
+            servers: stored
+                .into_iter()
+                .filter(|(_, b)| b.complete)
+                .map(|(name, baseline)| {
+                    (
+                        name,
+                        ServerDrift {
+                            baseline,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    pub fn baseline(&self, server: &str) -> Option<&Baseline> {
+        self.servers.get(server).map(|s| &s.baseline)
+    }
+
+    pub fn observe(&mut self, o: &Observation) -> Verdict {
+        let mut v = Verdict::default();
+        let s = self.servers.entry(o.server.to_string()).or_default();
+        let learning = !s.baseline.complete;
+        let mut findings: Vec<(String, &'static str, Severity, String)> = Vec::new();
+
+        // Requests the server initiates (its notifications are news, not new behaviour).
+        if o.direction == Direction::ServerToClient && o.kind == Kind::Request {
+            if let Some(m) = o.method.as_deref().filter(|m| !routine_server_method(m)) {
+                if learning {
+                    s.baseline.server_methods.insert(m.to_owned());
+                } else if !s.baseline.server_methods.contains(m) {
+                    findings.push((
+                        format!("method:{m}"),
+                        "phase transition",
+                        Severity::Low,
+                        format!("the server started sending `{m}`, which it never sent while its baseline was learned"),
+                    ));
+                }
+            }
+        }
+
+        // Requests: rhythm, tools, argument names.
+        let mut json: Option<Value> = None;
+        if o.direction == Direction::ClientToServer
+            && o.kind == Kind::Request
+            && o.method.as_deref() != Some(PING)
+        {
+            let now = o.at;
+            let count = match &mut s.minute {
+                Some((start, n)) if now.duration_since(*start) < Duration::from_secs(60) => {
+                    *n += 1;
+                    *n
+                }
+                slot => {
+                    *slot = Some((now, 1));
+                    1
+                }
+            };
+            if learning {
+                s.baseline.calls += 1;
+                s.baseline.peak_per_minute = s.baseline.peak_per_minute.max(count);
+                let since = *s.learning_since.get_or_insert(now);
+                s.baseline.learned_over_secs = now.duration_since(since).as_secs();
+            } else if s.baseline.learned_over_secs >= 60
+                && count > (s.baseline.peak_per_minute * 4).max(20)
+            {
+                findings.push((
+                    "rhythm".into(),
+                    "phase transition",
+                    Severity::Low,
+                    format!(
+                        "{count} requests within a minute; the baseline's busiest minute had {}",
+                        s.baseline.peak_per_minute
+                    ),
+                ));
+            }
+            if o.method.as_deref() == Some(TOOLS_CALL) {
+                json = parse(&o.raw);
+                let params = json.as_ref().and_then(|v| v.get("params"));
+                let tool = params
+                    .and_then(|p| p.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let keys: BTreeSet<String> = params
+                    .and_then(|p| p.get("arguments"))
+                    .and_then(Value::as_object)
+                    .map(|a| a.keys().cloned().collect())
+                    .unwrap_or_default();
+                if learning {
+                    s.baseline.tools.entry(tool).or_default().extend(keys);
+                } else if !s.baseline.tools.contains_key(&tool) && s.new_tool_names.insert(tool) {
+                    s.new_tools.push_back(now);
+                    while s
+                        .new_tools
+                        .front()
+                        .is_some_and(|t| now.duration_since(*t) > BURST_WINDOW)
+                    {
+                        s.new_tools.pop_front();
+                    }
+                    if s.new_tools.len() >= NEW_TOOL_BURST {
+                        findings.push((
+                            "tool-burst".into(),
+                            "phase transition",
+                            Severity::Low,
+                            format!(
+                                "{} tools never used in the baseline were called within a minute",
+                                s.new_tools.len()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+
+        // Markers in what the server asks for and returns, and in the arguments its tools take.
+        let carries_markers = match (o.direction, o.kind) {
+            (Direction::ClientToServer, Kind::Request) => o.method.as_deref() == Some(TOOLS_CALL),
+            (Direction::ServerToClient, Kind::Request) => true,
+            (Direction::ServerToClient, Kind::Result) => o.method.as_deref() == Some(TOOLS_CALL),
+            _ => false,
+        };
+        if carries_markers {
+            let json = json.or_else(|| parse(&o.raw));
+            let found = markers(&o.raw, json.as_ref());
+            if learning {
+                s.baseline.markers.extend(found);
+            } else {
+                // One alert per class and message, naming every marker new to this server.
+                let (fingerprints, creep): (Vec<String>, Vec<String>) = found
+                    .into_iter()
+                    .filter(|m| !s.baseline.markers.contains(m) && !s.reported.contains(m))
+                    .partition(|m| m.starts_with("fingerprint"));
+                let what = if o.direction == Direction::ClientToServer {
+                    "arguments"
+                } else {
+                    "content"
+                };
+                for (new, class, does) in [
+                    (
+                        fingerprints,
+                        "fingerprinting",
+                        "profiles when and how people work",
+                    ),
+                    (
+                        creep,
+                        "scope creep",
+                        "reaches for credentials or sensitive paths",
+                    ),
+                ] {
+                    if new.is_empty() {
+                        continue;
+                    }
+                    let names: Vec<&str> = new
+                        .iter()
+                        .map(|m| m.split_once(':').map_or(m.as_str(), |(_, x)| x))
+                        .collect();
+                    let detail = format!(
+                        "{what} with {} appeared after this server's baseline was learned; it {does}",
+                        names.join(", ")
+                    );
+                    for m in &new[1..] {
+                        s.reported.insert(m.clone());
+                    }
+                    findings.push((new[0].clone(), class, Severity::Medium, detail));
+                }
+            }
+        }
+
+        if learning && s.baseline.calls >= self.baseline_calls {
+            s.baseline.complete = true;
+            v.completed = Some((o.server.to_string(), s.baseline.clone()));
+        }
+        for (key, class, severity, detail) in findings {
+            if s.reported.len() >= MAX_REPORTED || !s.reported.insert(key) {
+                continue;
+            }
+            v.alerts.push(
+                Alert::new(DRIFT, class, severity, ActionTaken::Alerted, detail)
+                    .server(&*o.server)
+                    .direction(o.direction)
+                    .method(o.method.as_deref())
+                    .evidence(&o.raw[..o.raw.len().min(SCAN_LIMIT)]),
+            );
+        }
+        v
+    }
+}
+
+/// Server requests that every server may send at any time.
+fn routine_server_method(m: &str) -> bool {
+    m == PING
+}
+
+/// Messages parsed for their field names at most this large (larger ones: text markers only).
+const PARSE_LIMIT: usize = 64 * 1024;
+
+fn parse(raw: &[u8]) -> Option<Value> {
+    if raw.len() > PARSE_LIMIT {
+        return None;
+    }
+    serde_json::from_slice(raw).ok()
+}
+
+/// `credential:<key>`, `path:<path>`, `fingerprint:<key or phrase>` found in a message.
+fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Some(v) = json {
+        // The envelope's own keys (jsonrpc, params, name, arguments…) are never markers.
+        let body = v
+            .pointer("/params/arguments")
+            .or_else(|| v.get("result"))
+            .or_else(|| v.get("params"));
+        if let Some(body) = body {
+            keys(body, 0, &mut |k| {
+                let norm: String = k
+                    .chars()
+                    .filter(|c| *c != '_' && *c != '-')
+                    .flat_map(char::to_lowercase)
+                    .collect();
+                if let Some(c) = CREDENTIAL_KEYS
+                    .iter()
+                    .find(|c| norm.contains(**c))
+                    .filter(|_| !token_count(&norm))
+                {
+                    out.insert(format!("credential:{c}"));
+                }
+                if norm == "tz" {
+                    out.insert("fingerprint:timezone".into());
+                }
+                if let Some(f) = FINGERPRINT_KEYS.iter().find(|f| norm.contains(**f)) {
+                    out.insert(format!("fingerprint:{f}"));
+                }
+            });
+        }
+    }
+    // One pass for every path and phrase, without copying the message.
+    let raw = &raw[..raw.len().min(SCAN_LIMIT)];
+    for m in text_markers().find_overlapping_iter(raw) {
+        let i = m.pattern().as_usize();
+        out.insert(match SENSITIVE_PATHS.get(i) {
+            Some(p) => format!("path:{}", p.trim_end_matches('"')),
+            None => format!(
+                "fingerprint:{}",
+                FINGERPRINT_PHRASES[i - SENSITIVE_PATHS.len()]
+            ),
+        });
+    }
+    out
+}
+
+/// Sensitive paths, then fingerprint phrases (case-insensitive).
+fn text_markers() -> &'static aho_corasick::AhoCorasick {
+    static AC: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(SENSITIVE_PATHS.iter().chain(FINGERPRINT_PHRASES))
+            .expect("static patterns")
+    })
+}
+
+/// `maxTokens`, `progressToken`, `nextPageToken`: counts and cursors, not credentials.
+fn token_count(norm: &str) -> bool {
+    norm.ends_with("tokens")
+        || [
+            "maxtoken",
+            "progresstoken",
+            "pagetoken",
+            "nexttoken",
+            "tokencount",
+            "tokenlimit",
+        ]
+        .iter()
+        .any(|x| norm.contains(x))
+}
+
+fn keys(v: &Value, depth: usize, f: &mut impl FnMut(&str)) {
+    if depth > 8 {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                f(k);
+                keys(x, depth + 1, f);
+            }
+        }
+        Value::Array(a) => a.iter().take(1000).for_each(|x| keys(x, depth + 1, f)),
+        _ => {}
+    }
+}
+
+/// The analyzer actor: keeps [`DriftState`], persists completed baselines, raises alerts.
+pub struct Drift {
+    state: DriftState,
+    store: Option<BaselineStore>,
+    alerts: Addr<AlertSink>,
+}
+
+impl Drift {
+    pub fn new(config: &DriftConfig, alerts: Addr<AlertSink>) -> Self {
+        let store = config
+            .baselines_file
+            .clone()
+            .or_else(BaselineStore::default_path)
+            .map(BaselineStore::new);
+        let stored = match store.as_ref().map(BaselineStore::load) {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                alerts.do_send(RaiseAlert(Alert::new(
+                    DRIFT,
+                    "baselines unavailable",
+                    Severity::Low,
+                    ActionTaken::Alerted,
+                    format!("{e:#}; baselines are learned again"),
+                )));
+                BTreeMap::new()
+            }
+            None => BTreeMap::new(),
+        };
+        Drift {
+            state: DriftState::new(config.baseline_calls, stored),
+            store,
+            alerts,
+        }
+    }
+}
+
+impl Actor for Drift {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+    }
+}
+
+impl Handler<Observation> for Drift {
+    type Result = ();
+
+    fn handle(&mut self, o: Observation, _ctx: &mut Context<Self>) {
+        let v = self.state.observe(&o);
+        if let (Some((server, baseline)), Some(store)) = (v.completed, &self.store) {
+            if let Err(e) = store.save(&server, &baseline) {
+                tracing::warn!("cannot save the baseline of {server}: {e:#}");
+            }
+        }
+        for a in v.alerts {
+            self.alerts.do_send(RaiseAlert(a));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn obs(direction: Direction, kind: Kind, method: &str, v: Value) -> Observation {
+        Observation {
+            at: Instant::now(),
+            server: Arc::from("git"),
+            direction,
+            kind,
+            method: Some(method.into()),
+            raw: Bytes::from(v.to_string()),
+            blocked: false,
+        }
+    }
+
+    fn call(tool: &str, args: Value) -> Observation {
+        obs(
+            Direction::ClientToServer,
+            Kind::Request,
+            TOOLS_CALL,
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":args}}),
+        )
+    }
+
+    fn result(text: &str) -> Observation {
+        obs(
+            Direction::ServerToClient,
+            Kind::Result,
+            TOOLS_CALL,
+            json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":text}]}}),
+        )
+    }
+
+    fn server_request(method: &str, text: &str) -> Observation {
+        obs(
+            Direction::ServerToClient,
+            Kind::Request,
+            method,
+            json!({"jsonrpc":"2.0","id":"s1","method":method,"params":{"message":text,"requestedSchema":{"type":"object","properties":{"answer":{"type":"string"}}}}}),
+        )
+    }
+
+    /// A git server's baseline: log and diff over a repository, 10 calls.
+    fn learned() -> DriftState {
+        let mut d = DriftState::new(10, BTreeMap::new());
+        for i in 0..10 {
+            let tool = if i % 2 == 0 { "git_status" } else { "git_diff" };
+            let v = d.observe(&call(
+                tool,
+                json!({"repo_path": "/srv/repo", "context_lines": 3}),
+            ));
+            assert!(v.alerts.is_empty());
+            d.observe(&result("M src/lib.rs\n+fn main() {}"));
+            if i == 9 {
+                assert!(v.completed.is_some());
+            }
+        }
+        assert!(d.baseline("git").unwrap().complete);
+        d
+    }
+
+    fn rules(v: &Verdict) -> Vec<String> {
+        v.alerts.iter().map(|a| a.class.clone()).collect()
+    }
+
+    // ---- attacks ------------------------------------------------------------------------
+
+    #[test]
+    fn a_credential_argument_after_the_baseline_is_scope_creep() {
+        let mut d = learned();
+        let v = d.observe(&call(
+            "git_status",
+            json!({"repo_path": "/srv/repo", "github_token": "x"}),
+        ));
+        assert_eq!(rules(&v), ["scope creep"]);
+        assert_eq!(v.alerts[0].rule, DRIFT);
+        assert_eq!(v.alerts[0].severity, Severity::Medium);
+    }
+
+    #[test]
+    fn a_result_reaching_into_ssh_keys_is_scope_creep() {
+        let mut d = learned();
+        let v = d.observe(&result("read /home/u/.ssh/id_rsa for you"));
+        assert_eq!(rules(&v), ["scope creep"]);
+    }
+
+    #[test]
+    fn asking_for_commit_times_and_time_zones_is_fingerprinting() {
+        let mut d = learned();
+        let v = d.observe(&call(
+            "git_status",
+            json!({"repo_path": "/srv/repo", "author_timezone": "?"}),
+        ));
+        assert_eq!(rules(&v), ["fingerprinting"]);
+        let v = d.observe(&server_request(
+            "elicitation/create",
+            "Please list your usual working hours and your deploy window",
+        ));
+        assert!(rules(&v)
+            .iter()
+            .all(|c| c == "fingerprinting" || c == "phase transition"));
+        assert!(
+            rules(&v).contains(&"fingerprinting".to_string()),
+            "{:?}",
+            rules(&v)
+        );
+    }
+
+    #[test]
+    fn a_new_server_method_and_a_burst_of_new_tools_are_phase_transitions() {
+        let mut d = learned();
+        let v = d.observe(&server_request("sampling/createMessage", "summarise"));
+        assert_eq!(rules(&v), ["phase transition"]);
+        let mut all = Vec::new();
+        for t in ["push", "force_push", "delete_branch"] {
+            all.extend(rules(&d.observe(&call(t, json!({})))));
+        }
+        assert_eq!(all, ["phase transition"]);
+    }
+
+    #[test]
+    fn each_finding_is_reported_once() {
+        let mut d = learned();
+        let mut n = 0;
+        for _ in 0..20 {
+            n += d
+                .observe(&call("git_status", json!({"password": "x"})))
+                .alerts
+                .len();
+        }
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_call_rate_far_above_the_baseline_is_a_phase_transition() {
+        let mut d = learned();
+        d.servers.get_mut("git").unwrap().baseline.learned_over_secs = 600;
+        let mut classes = Vec::new();
+        for _ in 0..60 {
+            classes.extend(rules(&d.observe(&call(
+                "git_status",
+                json!({"repo_path": "/srv/repo", "context_lines": 3}),
+            ))));
+        }
+        assert_eq!(classes, ["phase transition"]);
+    }
+
+    // ---- benign twins -------------------------------------------------------------------
+
+    #[test]
+    fn a_fast_rate_is_not_judged_against_a_baseline_learned_in_seconds() {
+        let mut d = learned();
+        for _ in 0..100 {
+            let v = d.observe(&call(
+                "git_status",
+                json!({"repo_path": "/srv/repo", "context_lines": 3}),
+            ));
+            assert!(v.alerts.is_empty());
+        }
+    }
+
+    #[test]
+    fn new_server_notifications_are_not_new_behaviour() {
+        let mut d = learned();
+        let v = d.observe(&obs(
+            Direction::ServerToClient,
+            Kind::Notification,
+            "notifications/message",
+            json!({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"indexing"}}),
+        ));
+        assert!(v.alerts.is_empty());
+    }
+
+    #[test]
+    fn nothing_is_reported_while_learning() {
+        let mut d = DriftState::new(50, BTreeMap::new());
+        for _ in 0..20 {
+            let v = d.observe(&call(
+                "connect",
+                json!({"password": "x", "timezone": "UTC"}),
+            ));
+            assert!(v.alerts.is_empty());
+        }
+    }
+
+    #[test]
+    fn what_the_baseline_had_is_the_servers_purpose() {
+        let mut d = DriftState::new(5, BTreeMap::new());
+        for _ in 0..5 {
+            d.observe(&call("query", json!({"sql": "select 1", "password": "x"})));
+            d.observe(&call(
+                "events",
+                json!({"calendar": "work", "timezone": "Europe/Paris"}),
+            ));
+        }
+        let v = d.observe(&call("query", json!({"sql": "select 2", "password": "y"})));
+        assert!(v.alerts.is_empty(), "{:?}", rules(&v));
+        let v = d.observe(&call(
+            "events",
+            json!({"calendar": "home", "timezone": "UTC"}),
+        ));
+        assert!(v.alerts.is_empty(), "{:?}", rules(&v));
+    }
+
+    #[test]
+    fn gradual_growth_within_the_baseline_stays_quiet() {
+        let mut d = learned();
+        // One new tool, new non-sensitive arguments, routine server traffic.
+        for v in [
+            d.observe(&call(
+                "git_log",
+                json!({"repo_path": "/srv/repo", "max_count": 10}),
+            )),
+            d.observe(&call(
+                "git_diff",
+                json!({"repo_path": "/srv/repo", "target": "main"}),
+            )),
+            d.observe(&obs(
+                Direction::ServerToClient,
+                Kind::Notification,
+                "notifications/tools/list_changed",
+                json!({"jsonrpc":"2.0","method":"notifications/tools/list_changed"}),
+            )),
+            d.observe(&obs(
+                Direction::ServerToClient,
+                Kind::Request,
+                "ping",
+                json!({"jsonrpc":"2.0","id":7,"method":"ping"}),
+            )),
+            d.observe(&result("On branch main, nothing to commit; überall 🎉")),
+        ] {
+            assert!(v.alerts.is_empty(), "{:?}", rules(&v));
+        }
+    }
+
+    #[test]
+    fn a_stored_baseline_survives_a_restart_and_the_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BaselineStore::new(dir.path().join("state/baselines.json"));
+        let mut d = learned();
+        let baseline = d.baseline("git").unwrap().clone();
+        store.save("git", &baseline).unwrap();
+        store.save("other", &Baseline::default()).unwrap();
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded["git"], baseline);
+        assert_eq!(loaded.len(), 2);
+        let mut again = DriftState::new(10, loaded);
+        let v = again.observe(&call("git_status", json!({"commit_dates": true})));
+        assert_eq!(rules(&v), ["fingerprinting"]);
+        // The old state object agrees.
+        assert_eq!(
+            rules(&d.observe(&call("git_status", json!({"commit_dates": true})))),
+            ["fingerprinting"]
+        );
+    }
+
+    #[test]
+    fn a_corrupt_baselines_file_is_an_error_not_a_trusted_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("baselines.json");
+        fs::write(&path, "{not json").unwrap();
+        assert!(BaselineStore::new(path).load().is_err());
+    }
+}
