@@ -28,6 +28,7 @@ impl Rng {
 
 /// JSON value texts, as they are written on the wire (escapes kept as escapes). Benign on purpose:
 /// this suite checks relaying, not detection.
+// A byte order mark mid-text is an SMAC-1 finding (DETECTIONS.md), so it is not among them.
 const VALUES: &[&str] = &[
     r#""plain ascii text""#,
     r#""Grüße aus Köln, 日本語のテキスト, Ελληνικά, العربية, עברית, हिन्दी""#,
@@ -35,7 +36,7 @@ const VALUES: &[&str] = &[
     r#""escaped pair \ud83d\ude00 and lone-looking \u00e9 vs é""#,
     r#""nul \u0000 bell \u0007 del \u007f""#,
     r#""quotes \" backslash \\ slash \/ controls \b\f\n\r\t""#,
-    r#""\u2028 line sep \u2029 para sep \ufeff bom""#,
+    r#""\u2028 line sep \u2029 para sep \u00a0 nbsp""#,
     "1e400",
     "-1e-400",
     "123456789012345678901234567890",
