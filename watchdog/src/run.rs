@@ -187,6 +187,17 @@ fn alert_sink(settings: &Settings) -> AlertSink {
     }
 }
 
+/// The analyzer actors these settings ask for, started.
+fn analyzers(settings: &Settings, alerts: &Addr<AlertSink>) -> Analyzers {
+    let mut analyzers = Analyzers::default();
+    if settings.semantic.enabled {
+        if let Some(s) = crate::analyze::semantic::Semantic::start_for(&settings.semantic, alerts) {
+            analyzers.add(s.recipient());
+        }
+    }
+    analyzers
+}
+
 /// Starts every actor; runs inside the actix system.
 fn start(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = become_subreaper() {
@@ -228,7 +239,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         client_writer,
         pipeline: Arc::new(crate::inspect::registry::pipeline(&settings)),
         alerts: alerts.clone(),
-        analyzers: Analyzers::default(),
+        analyzers: analyzers(&settings, &alerts),
         supervisor: supervisor_ctx.address().recipient(),
     });
     session_ctx.add_stream(frame_stream(stdio::stdin(), settings.max_frame));

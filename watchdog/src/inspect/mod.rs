@@ -4,11 +4,13 @@
 //! pipeline parses a message only when an interested inspector asks for its JSON, and re-serializes
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
+pub mod oauth;
 pub mod pipeline;
 pub mod registry;
 pub mod rug_pull;
 pub mod subject;
 pub mod text;
+pub mod token_replay;
 pub mod tool_policy;
 
 pub use pipeline::{Inspection, Outcome, Pipeline};

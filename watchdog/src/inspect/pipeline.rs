@@ -16,6 +16,9 @@ pub enum Outcome {
     Block {
         reason: String,
         message: Option<String>,
+        /// Answer the requester with this result instead of an error. Honoured for server→client
+        /// requests (the server gets the result); elsewhere the message is simply stopped.
+        answer: Option<serde_json::Value>,
     },
 }
 
@@ -36,6 +39,11 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(policy: Policy, inspectors: Vec<Box<dyn Inspector>>) -> Self {
         Pipeline { inspectors, policy }
+    }
+
+    /// Adds an inspector at the end (stateful ones the stateless pipeline leaves out).
+    pub fn push(&mut self, inspector: Box<dyn Inspector>) {
+        self.inspectors.push(inspector);
     }
 
     pub fn policy(&self) -> &Policy {
@@ -75,6 +83,7 @@ impl Pipeline {
             Outcome::Block {
                 reason,
                 message: findings.block_message,
+                answer: findings.answer,
             }
         } else if subject.changed() {
             let value = subject.into_value().expect("changed implies parsed");
