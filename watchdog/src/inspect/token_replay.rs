@@ -236,6 +236,19 @@ impl Inspector for TokenReplay {
     }
 }
 
+/// `access_token`, `Access-Token`, `Bearer`, … (see [`TOKEN_KEYS`]).
+fn is_token_key(k: &str) -> bool {
+    if k.len() > 24 {
+        return false;
+    }
+    let k: String = k
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    TOKEN_KEYS.contains(&k.as_str())
+}
+
 fn digest(token: &str) -> Digest16 {
     let full = Sha256::digest(token.as_bytes());
     let mut d = [0u8; 16];
@@ -251,23 +264,20 @@ fn collect<'a>(v: &'a Value, key: Option<&str>, depth: usize, out: &mut Vec<Toke
     }
     match v {
         Value::String(s) => {
-            let labelled_key = key.is_some_and(|k| {
-                let k: String = k
-                    .chars()
-                    .filter(|c| *c != '_' && *c != '-')
-                    .map(|c| c.to_ascii_lowercase())
-                    .collect();
-                TOKEN_KEYS.contains(&k.as_str())
-            });
-            let mut after_bearer = false;
+            let labelled_key = key.is_some_and(is_token_key);
+            // A word right after `Bearer`, `access_token:` or `token=` is labelled by it.
+            let mut after_label = false;
             for word in s.split(|c: char| c.is_whitespace() || "\"',;=&?#()[]{}<>|".contains(c)) {
-                if word.eq_ignore_ascii_case("bearer") {
-                    after_bearer = true;
+                if word.is_empty() {
+                    continue;
+                }
+                if is_token_key(word.trim_end_matches(':')) {
+                    after_label = true;
                     continue;
                 }
                 let fits = (MIN_TOKEN..=MAX_TOKEN).contains(&word.len());
                 if fits && looks_like_token(word) {
-                    let labelled = after_bearer
+                    let labelled = after_label
                         || (labelled_key && word.len() == s.trim().len())
                         || is_jwt(word);
                     out.push(Token {
@@ -275,7 +285,7 @@ fn collect<'a>(v: &'a Value, key: Option<&str>, depth: usize, out: &mut Vec<Toke
                         labelled,
                     });
                 }
-                after_bearer = false;
+                after_label = false;
             }
         }
         Value::Object(map) => {

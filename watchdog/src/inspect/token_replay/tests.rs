@@ -193,3 +193,16 @@ fn the_book_is_bounded() {
     assert!(b.owner(&digest("tok0")).is_none());
     assert!(b.owner(&digest(&format!("tok{}", CAPACITY + 9))).is_some());
 }
+
+#[test]
+fn a_token_labelled_in_prose_is_learned() {
+    let g = Gate::new(&[], true);
+    g.handed_out_by(
+        "a",
+        text(&format!("Logged in. access_token: {GH} (expires in 8h)")),
+    );
+    assert!(g.blocked("b", json!({"k": GH})));
+    let g = Gate::new(&[], true);
+    g.handed_out_by("a", text(&format!("see https://a.io/cb?code=1&token={GH}")));
+    assert!(g.blocked("b", json!({"k": GH})));
+}
