@@ -326,3 +326,51 @@ fn the_session_carries_on_when_the_classifier_is_down() {
     assert!(wd.alerts().iter().all(|a| a["rule"] != "SEMANTIC"));
     finish(wd);
 }
+
+#[test]
+fn a_benign_ping_roots_and_sampling_sequence_in_gateway_mode_stays_quiet() {
+    let dir = TestDir::new();
+    let fake = |name: &str, method: &str| {
+        server_toml(
+            name,
+            &[
+                "--name",
+                name,
+                "--tools",
+                "ask",
+                "--sampling-request-id",
+                "\"q\"",
+                "--server-request-method",
+                method,
+            ],
+            "",
+        )
+    };
+    let config = fake("a", "sampling/createMessage") + &fake("b", "roots/list");
+    let mut wd = Watchdog::gateway(&dir, &[], &config);
+    wd.initialize();
+    for (tool, answer) in [
+        (
+            "a__ask",
+            json!({"role":"assistant","model":"m","content":{"type":"text","text":"Sign in worked; token type bearer. 東京 😀"}}),
+        ),
+        (
+            "b__ask",
+            json!({"roots":[{"uri":"file:///home/me/project","name":"project"}]}),
+        ),
+    ] {
+        let id = json!(wd.fresh_id());
+        wd.send(&json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":{}}}));
+        let req = wd.recv_matching("a server request", REPLY_TIMEOUT, |m| {
+            m.get("method").is_some() && m.get("id").is_some()
+        });
+        wd.send(&json!({"jsonrpc":"2.0","id":req["id"],"result":answer}));
+        let r = wd.response(&id, REPLY_TIMEOUT);
+        assert!(!is_error(&r), "{r}");
+    }
+    assert_eq!(wd.call_ok("ping", json!({})), json!({}));
+    std::thread::sleep(Duration::from_millis(200));
+    let alerts = wd.alerts();
+    assert!(alerts.is_empty(), "{alerts:?}");
+    finish(wd);
+}

@@ -265,3 +265,12 @@ fn requests_from_the_client_are_not_judged() {
     let raw = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","arguments":{"u":"[Authorize](javascript:x())"}}}"#;
     assert_eq!(enforce().inspect(meta, raw).outcome, Outcome::Pass);
 }
+
+#[test]
+fn ordinary_text_never_gets_parsed() {
+    let o = OAuth::new(HashMap::new());
+    let raw = br#"{"jsonrpc":"2.0","id":42,"result":{"content":[{"type":"text","text":"The quick brown fox jumps over the lazy dog; caf\u00e9 is escaped here but not below"}]}}"#;
+    assert!(o.prefilter(raw), "escaped text is looked at");
+    let plain = "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"The quick brown fox jumps over the lazy dog; café, naïve, 東京, emoji 🦊.\"}],\"isError\":false}}";
+    assert!(!o.prefilter(plain.as_bytes()));
+}
