@@ -34,22 +34,28 @@ const MAX_STRINGS: usize = 20_000;
 const MAX_DEPTH: usize = 64;
 
 /// Literals without which a message holds nothing this inspector judges (ASCII case-insensitive;
-/// `\u00` and `:\/\/` catch JSON-escaped spellings).
+/// `\u00` catches JSON-escaped spellings). Words common in code (`return`, `scope`, `data: {`, `file:`) are only triggers in the spelling a
+/// URL gives them; `file:` URLs matter only where a URL is handed over to open (`"url"`).
 const TRIGGERS: &[&str] = &[
     "javascript:",
     "vbscript:",
-    "data:",
-    "file:",
+    "data:text",
+    "data:app",
+    "data:image/svg",
+    "data:,",
+    "data:;",
     "\\u00",
     "redirect",
-    "return",
+    "return_",
+    "returnto",
+    "returnurl",
     "next=",
     "continue=",
     "goto=",
-    "callback",
+    "callback=",
     "client_id",
     "response_type",
-    "scope",
+    "scope=",
     "authori",
     "authenti",
     "oauth",
