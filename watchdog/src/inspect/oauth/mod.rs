@@ -34,8 +34,9 @@ const MAX_STRINGS: usize = 20_000;
 const MAX_DEPTH: usize = 64;
 
 /// Literals without which a message holds nothing this inspector judges (ASCII case-insensitive;
-/// `\u00` catches JSON-escaped spellings). Words common in code (`return`, `scope`, `data: {`, `file:`) are only triggers in the spelling a
-/// URL gives them; `file:` URLs matter only where a URL is handed over to open (`"url"`).
+/// `\u00` catches JSON-escaped spellings). Words common in code (`return`, `scope`, `data: {`,
+/// `file:`) are triggers only in the spelling a URL gives them; `file:` URLs matter only where a URL
+/// is handed over to open (`"url"`).
 const TRIGGERS: &[&str] = &[
     "javascript:",
     "vbscript:",
