@@ -40,6 +40,9 @@ pub struct FileConfig {
     pub drift: crate::analyze::drift::DriftConfig,
     #[serde(default, rename = "server")]
     pub servers: Vec<ServerConfig>,
+    /// The optional LLM classifier (SEMANTIC); off unless `enabled = true`.
+    #[serde(default)]
+    pub semantic: crate::analyze::semantic::SemanticConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +92,28 @@ pub struct ServerConfig {
     pub prefix: Option<String>,
     #[serde(default)]
     pub tools: ToolLists,
+    #[serde(default)]
+    pub oauth: OAuthConfig,
+}
+
+/// What a server's authorization flows and tokens are held to (OAUTH, TOKEN-REPLAY).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The server's authorization server (`https://github.com`): authorization URLs elsewhere are
+    /// an issuer mismatch.
+    pub issuer: Option<String>,
+    /// When set, the only scopes the server may ask for.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// The server only reads: write scopes are excessive.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Hosts its redirects may go to besides loopback and the authorization server's own site.
+    #[serde(default)]
+    pub redirect_hosts: Vec<String>,
+    /// The `aud` its JWTs carry: a JWT for another audience sent to it is a replay.
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -153,6 +178,7 @@ pub struct Server {
     pub prefix: String,
     pub command: ServerCommand,
     pub tools: ToolFilter,
+    pub oauth: OAuthConfig,
 }
 
 /// Everything the proxy needs, resolved from the file and the flags.
@@ -173,6 +199,7 @@ pub struct Settings {
     pub rate: crate::inspect::rate::RateLimits,
     pub flow: crate::analyze::flow::FlowConfig,
     pub drift: crate::analyze::drift::DriftConfig,
+    pub semantic: crate::analyze::semantic::SemanticConfig,
 }
 
 impl Settings {
@@ -229,6 +256,7 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
             env: base.as_ref().map(|b| b.env.clone()).unwrap_or_default(),
             cwd: base.as_ref().and_then(|b| b.cwd.clone()),
             prefix: base.as_ref().and_then(|b| b.prefix.clone()),
+            oauth: base.as_ref().map(|b| b.oauth.clone()).unwrap_or_default(),
             tools: base.map(|b| b.tools).unwrap_or_default(),
         }]
     };
@@ -271,6 +299,7 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
                 cwd: s.cwd,
             },
             tools,
+            oauth: s.oauth,
             name: s.name,
         });
     }
@@ -312,6 +341,7 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
         rate: file.rate,
         flow: file.flow,
         drift: file.drift,
+        semantic: file.semantic,
     })
 }
 

@@ -61,9 +61,11 @@ pub const BLOCK_CRITICAL_BY_DEFAULT: &[&str] = &[
     "RATE-LIMIT",
 ];
 
-/// Rules whose every finding is stopped: a denied tool, and a pinned definition that changed
-/// (withheld from lists and its calls refused until the user approves it).
-pub const BLOCK_BY_DEFAULT: &[&str] = &[TOOL_POLICY, "RUG-PULL"];
+/// Rules whose every finding is stopped: a denied tool, a pinned definition that changed
+/// (withheld from lists and its calls refused until the user approves it), a dangerous
+/// authorization URL (cut out of results; a URL-mode elicitation declined), and a token presented
+/// to a server it was not issued for.
+pub const BLOCK_BY_DEFAULT: &[&str] = &[TOOL_POLICY, "RUG-PULL", "OAUTH", "TOKEN-REPLAY"];
 
 /// The default action of a rule for a finding of `severity`.
 fn default_action(rule: &str, severity: Severity) -> Action {

@@ -191,19 +191,24 @@ fn alert_sink(settings: &Settings) -> AlertSink {
     }
 }
 
-/// The analyzer actors that correlate across messages (alerts only; inline guards are in the
+/// The analyzer actors these settings ask for, started (alerts only; inline guards are in the
 /// pipeline).
 fn analyzers(settings: &Settings, alerts: &Addr<AlertSink>) -> Analyzers {
     use crate::analyze::drift::{Drift, DRIFT};
-    let mut a = Analyzers::default();
+    let mut analyzers = Analyzers::default();
     if settings.policy.action(DRIFT) != crate::policy::Action::Off {
-        a.add(
+        analyzers.add(
             Drift::new(&settings.drift, alerts.clone())
                 .start()
                 .recipient(),
         );
     }
-    a
+    if settings.semantic.enabled {
+        if let Some(s) = crate::analyze::semantic::Semantic::start_for(&settings.semantic, alerts) {
+            analyzers.add(s.recipient());
+        }
+    }
+    analyzers
 }
 
 /// Starts every actor; runs inside the actix system.

@@ -46,6 +46,8 @@
 //!   --duplicate-replies              write every reply twice (a smuggled duplicate)
 //!   --unsolicited-id ID              before the first tools/call reply, write a response to ID (raw
 //!                                    JSON), which nobody asked for
+//!   --result-text TEXT               answer tools/call (other than `ask`) with one text content TEXT
+//!   --elicitation-url URL            the elicitation/create request is URL mode, opening URL
 //!
 //! A notification whose method starts with `test/bounce` is answered with a `test/bounced` notification
 //! carrying the same params bytes, so that server-originated traffic can be varied too.
@@ -84,6 +86,8 @@ struct Opts {
     exit_code: i32,
     delay_ms: u64,
     stderr_lines: Vec<String>,
+    result_text: Option<String>,
+    elicitation_url: Option<String>,
     tools_file: Option<PathBuf>,
     instructions_file: Option<PathBuf>,
     emit_token: Option<String>,
@@ -152,6 +156,8 @@ fn parse_opts() -> Opts {
                     .unwrap_or_else(|e| die(&format!("--unsolicited-id {id}: {e}")));
                 o.unsolicited_id = Some(id);
             }
+            "--result-text" => o.result_text = Some(val()),
+            "--elicitation-url" => o.elicitation_url = Some(val()),
             other => die(&format!("unknown flag {other}")),
         }
     }
@@ -495,6 +501,9 @@ impl Server {
                 );
             }
         }
+        if let Some(t) = &self.o.result_text {
+            return format!(r#"{{"content":[{{"type":"text","text":{}}}]}}"#, js(t));
+        }
         if let Some(n) = self.o.reply_bytes {
             let text = "x".repeat(n);
             return format!(r#"{{"content":[{{"type":"text","text":"{text}"}}]}}"#);
@@ -531,6 +540,10 @@ impl Server {
         let params = match method.as_str() {
             "sampling/createMessage" => format!(
                 r#"{{"messages":[{{"role":"user","content":{{"type":"text","text":{question}}}}}],"maxTokens":16}}"#
+            ),
+            "elicitation/create" if self.o.elicitation_url.is_some() => format!(
+                r#"{{"mode":"url","elicitationId":"e2e-elicitation","url":{},"message":{question}}}"#,
+                js(self.o.elicitation_url.as_deref().unwrap_or_default())
             ),
             "elicitation/create" => format!(
                 r#"{{"message":{question},"requestedSchema":{{"type":"object","properties":{{"answer":{{"type":"string"}}}}}}}}"#

@@ -6,6 +6,7 @@
 
 pub mod drift;
 pub mod flow;
+pub mod semantic;
 
 use crate::alert::Direction;
 use crate::jsonrpc::Kind;

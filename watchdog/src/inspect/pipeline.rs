@@ -16,6 +16,9 @@ pub enum Outcome {
     Block {
         reason: String,
         message: Option<String>,
+        /// Answer the requester with this result instead of an error. Honoured for server→client
+        /// requests (the server gets the result); elsewhere the message is simply stopped.
+        answer: Option<serde_json::Value>,
     },
 }
 
@@ -38,7 +41,8 @@ impl Pipeline {
         Pipeline { inspectors, policy }
     }
 
-    /// Adds inspectors after the ones already there.
+    /// Adds inspectors after the ones already there (stateful ones the stateless pipeline leaves
+    /// out).
     pub fn extend(&mut self, more: Vec<Box<dyn Inspector>>) {
         self.inspectors.extend(more);
     }
@@ -88,6 +92,7 @@ impl Pipeline {
             Outcome::Block {
                 reason,
                 message: findings.block_message,
+                answer: findings.answer,
             }
         } else if subject.changed() {
             let value = subject.into_value().expect("changed implies parsed");

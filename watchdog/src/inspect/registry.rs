@@ -1,9 +1,11 @@
 //! Which inspectors and text detectors a proxy runs, in order.
 
 use super::flow_guard::FlowGuard;
+use super::oauth::OAuth;
 use super::rate::RateGuard;
 use super::rug_pull::RugPull;
 use super::text::{TextDetector, TextInspector};
+use super::token_replay::TokenReplay;
 use super::tool_policy::ToolPolicy;
 use super::{Inspector, Pipeline};
 use crate::config::Settings;
@@ -41,7 +43,8 @@ pub fn message_inspectors() -> Vec<Box<dyn Inspector>> {
 }
 
 /// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
-/// other work), then pinned definitions (RUG-PULL), then the text detectors.
+/// other work), then pinned definitions (RUG-PULL), the whole-message and text detectors, then the
+/// proxy's stateful guards.
 pub fn pipeline(settings: &Settings) -> Pipeline {
     let filters = settings
         .servers
@@ -52,15 +55,19 @@ pub fn pipeline(settings: &Settings) -> Pipeline {
         settings.policy.clone(),
         filters,
         Some(RugPull::for_settings(settings)),
+        OAuth::for_settings(settings),
     );
     p.extend(stateful(settings));
     p
 }
 
-/// The proxy's stateful inline guards: call bursts and notification floods, and (in gateway mode,
-/// where a second server exists) cross-server token flow.
+/// The proxy's stateful inline guards: call bursts and notification floods, tokens replayed to
+/// another server, and (in gateway mode, where a second server exists) cross-server token flow.
 fn stateful(settings: &Settings) -> Vec<Box<dyn Inspector>> {
-    let mut v: Vec<Box<dyn Inspector>> = vec![Box::new(RateGuard::new(settings.rate.clone()))];
+    let mut v: Vec<Box<dyn Inspector>> = vec![
+        Box::new(RateGuard::new(settings.rate.clone())),
+        Box::new(TokenReplay::for_settings(settings)),
+    ];
     if settings.servers.len() > 1 {
         let memory = std::sync::Arc::new(crate::analyze::flow::FlowMemory::new(
             settings.flow.tokens_remembered,
@@ -75,19 +82,21 @@ fn stateful(settings: &Settings) -> Vec<Box<dyn Inspector>> {
 
 /// The stateless part of the pipeline (no pins): for `scan-text`, benchmarks and fuzzing.
 pub fn pipeline_for(policy: Policy, filters: HashMap<String, ToolFilter>) -> Pipeline {
-    build(policy, filters, None)
+    build(policy, filters, None, OAuth::new(HashMap::new()))
 }
 
 fn build(
     policy: Policy,
     filters: HashMap<String, ToolFilter>,
     rug_pull: Option<RugPull>,
+    oauth: OAuth,
 ) -> Pipeline {
     let mut inspectors: Vec<Box<dyn Inspector>> = vec![Box::new(ToolPolicy::new(filters))];
     if let Some(r) = rug_pull {
         inspectors.push(Box::new(r));
     }
     inspectors.extend(message_inspectors());
+    inspectors.push(Box::new(oauth));
     inspectors.push(Box::new(TextInspector::new(text_detectors())));
     Pipeline::new(policy, inspectors)
 }

@@ -81,6 +81,9 @@ pub struct Findings {
     /// What the requester is told instead of the generic message, when telling helps the user
     /// act (e.g. which command approves a changed tool).
     pub block_message: Option<String>,
+    /// For a stopped request: the result to answer the requester with instead of an error (a
+    /// server→client request declined on the user's behalf, e.g. `{"action":"decline"}`).
+    pub answer: Option<Value>,
 }
 
 impl Findings {
@@ -98,6 +101,15 @@ impl Findings {
         if self.block.is_none() {
             self.block = Some(reason.into());
             self.block_message = Some(message.into());
+        }
+    }
+
+    /// Stops a request and answers the requester with `result` as if its peer had (unless another
+    /// inspector stopped it first).
+    pub fn answer_instead(&mut self, reason: impl Into<String>, result: Value) {
+        if self.block.is_none() {
+            self.block = Some(reason.into());
+            self.answer = Some(result);
         }
     }
 }

@@ -722,7 +722,7 @@ impl Session {
                 Ok(m) => m,
                 Err(_) => return,
             },
-            Outcome::Block { .. } => {
+            Outcome::Block { answer, .. } => {
                 self.observe(
                     upstream,
                     Direction::ServerToClient,
@@ -731,7 +731,10 @@ impl Session {
                     &m.raw,
                     true,
                 );
-                let refusal = error_response(Some(&upstream_id), code::BLOCKED, BLOCKED_MESSAGE);
+                let refusal = match answer {
+                    Some(result) => result_response(&upstream_id, &result),
+                    None => error_response(Some(&upstream_id), code::BLOCKED, BLOCKED_MESSAGE),
+                };
                 self.to_upstream(
                     upstream,
                     Message::parse_object(refusal).expect("valid error"),
@@ -1000,6 +1003,15 @@ impl Session {
             }
         }
     }
+}
+
+/// A result response to `id` (a server request answered on the client's behalf).
+fn result_response(id: &Id, result: &Value) -> Bytes {
+    Bytes::from(format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+        id.as_str(),
+        result
+    ))
 }
 
 /// A rewritten message, serialized again.
