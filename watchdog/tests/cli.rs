@@ -96,6 +96,30 @@ fn demo_runs_and_reports_success() {
     );
     assert!(text.contains("everything behaved as expected"));
     assert!(!text.contains('✗'));
+    // Every detector family is shown at work, response side and request side.
+    for rule in [
+        "SMAC-1",
+        "SMAC-2",
+        "SMAC-5",
+        "SMAC-6",
+        "ESCALATION",
+        "ENTROPY",
+        "SSRF",
+        "EXFIL",
+        "PATH-TRAVERSAL",
+        "CMD-INJECT",
+        "REVERSE-SHELL",
+        "SQL-INJECT",
+        "EMAIL-INJECT",
+        "TOOL-POLICY",
+        "FRAMING",
+        "SESSION",
+    ] {
+        assert!(
+            text.contains(&format!(" {rule} [")),
+            "the demo shows no {rule} alert:\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -42,9 +42,9 @@ pub fn message_inspectors() -> Vec<Box<dyn Inspector>> {
     ]
 }
 
-/// The inline pipeline for these settings: policy rules first (a denied call is stopped before any
-/// other work), then pinned definitions (RUG-PULL), the whole-message and text detectors, then the
-/// proxy's stateful guards.
+/// The inline pipeline for these settings: pinned definitions (RUG-PULL) and the tool lists first (a
+/// denied or changed tool is stopped before any other work), then the whole-message and text
+/// detectors, then the proxy's stateful guards.
 pub fn pipeline(settings: &Settings) -> Pipeline {
     let filters = settings
         .servers
@@ -91,10 +91,13 @@ fn build(
     rug_pull: Option<RugPull>,
     oauth: OAuth,
 ) -> Pipeline {
-    let mut inspectors: Vec<Box<dyn Inspector>> = vec![Box::new(ToolPolicy::new(filters))];
+    // Pins see the server's own definitions, before the tool lists withhold anything from the
+    // client: a denied tool is still the server's, and calling it is a policy matter, not a change.
+    let mut inspectors: Vec<Box<dyn Inspector>> = Vec::new();
     if let Some(r) = rug_pull {
         inspectors.push(Box::new(r));
     }
+    inspectors.push(Box::new(ToolPolicy::new(filters)));
     inspectors.extend(message_inspectors());
     inspectors.push(Box::new(oauth));
     inspectors.push(Box::new(TextInspector::new(text_detectors())));
