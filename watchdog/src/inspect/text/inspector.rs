@@ -2,7 +2,7 @@
 
 use super::sites::visit_texts;
 use super::{apply_edits, Edit, Hit, Normalized, Replacement, Role, Site, TextDetector, TextView};
-use crate::alert::{ActionTaken, Alert, Direction};
+use crate::alert::{ActionTaken, Alert, Direction, Severity};
 use crate::inspect::{Findings, Inspector, Subject, SubjectMeta};
 use crate::jsonrpc::Kind;
 use crate::mcp::methods::TOOLS_CALL;
@@ -10,6 +10,12 @@ use crate::policy::{Action, Policy};
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// Rule id for messages whose text is too large to inspect.
+pub const INSPECT_LIMIT: &str = "INSPECT-LIMIT";
+
+/// Largest message whose text is inspected (16 MiB); larger ones get an INSPECT-LIMIT alert.
+pub const MAX_INSPECTED_BYTES: usize = 16 << 20;
 
 pub struct TextInspector {
     detectors: Vec<Box<dyn TextDetector>>,
@@ -22,6 +28,8 @@ pub struct TextInspector {
 struct DirectionSet {
     members: Vec<usize>,
     triggers: AhoCorasick,
+    /// For each trigger literal, the detectors (indices into `detectors`) it wakes.
+    owners: Vec<Vec<usize>>,
 }
 
 impl DirectionSet {
@@ -29,24 +37,27 @@ impl DirectionSet {
         let members: Vec<usize> = (0..detectors.len())
             .filter(|&i| detectors[i].direction().is_none_or(|d| d == direction))
             .collect();
-        let mut literals: Vec<String> = members
-            .iter()
-            .flat_map(|&i| {
-                detectors[i]
-                    .triggers()
-                    .iter()
-                    .map(|t| t.to_ascii_lowercase())
-            })
-            .collect();
-        literals.sort_unstable();
-        literals.dedup();
+        let mut by_literal: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in &members {
+            for t in detectors[i].triggers() {
+                let owners = by_literal.entry(t.to_ascii_lowercase()).or_default();
+                if !owners.contains(&i) {
+                    owners.push(i);
+                }
+            }
+        }
+        let (literals, owners): (Vec<String>, Vec<Vec<usize>>) = by_literal.into_iter().unzip();
         // A DFA: hundreds of literals, scanned over every message, must cost about a byte a cycle.
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&literals)
             .expect("trigger literals build");
-        DirectionSet { members, triggers }
+        DirectionSet {
+            members,
+            triggers,
+            owners,
+        }
     }
 }
 
@@ -74,18 +85,37 @@ impl TextInspector {
                 .any(|&i| self.detectors[i].raw_check(bytes))
     }
 
+    /// The detectors whose own triggers (or raw check) occur in `bytes`: a common word that wakes
+    /// one family does not make every family read the string.
+    fn woken(&self, set: &DirectionSet, bytes: &[u8]) -> Vec<usize> {
+        let mut woken: Vec<usize> = Vec::new();
+        for m in set.triggers.find_overlapping_iter(bytes) {
+            for &i in &set.owners[m.pattern().as_usize()] {
+                if !woken.contains(&i) {
+                    woken.push(i);
+                }
+            }
+            if woken.len() == set.members.len() {
+                return woken;
+            }
+        }
+        for &i in &set.members {
+            if !woken.contains(&i) && self.detectors[i].raw_check(bytes) {
+                woken.push(i);
+            }
+        }
+        woken
+    }
+
     /// Runs the detectors over one message; returns hits per site (for `scan-text` and tests too).
     pub fn scan(&self, message: &Value, meta: &SubjectMeta<'_>) -> Vec<(Site, String, Vec<Hit>)> {
         let mut found = Vec::new();
         let set = self.set(meta.direction);
         visit_texts(message, meta, &mut |site, text| {
-            if !self.worth_a_look(set, text.as_bytes()) {
-                return;
-            }
-            let applicable: Vec<&dyn TextDetector> = set
-                .members
-                .iter()
-                .map(|&i| self.detectors[i].as_ref())
+            let woken = self.woken(set, text.as_bytes());
+            let applicable: Vec<&dyn TextDetector> = woken
+                .into_iter()
+                .map(|i| self.detectors[i].as_ref())
                 .filter(|d| d.applies(meta, site))
                 .collect();
             if applicable.is_empty() {
@@ -254,6 +284,33 @@ impl Inspector for TextInspector {
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
         let meta = subject.meta;
+        if subject.raw().len() > MAX_INSPECTED_BYTES {
+            // Normalizing and scanning is linear but not cheap: a message this large is relayed
+            // uninspected (or blocked, if the policy says so) rather than stalling every other one.
+            let action = policy.action_for(INSPECT_LIMIT, Severity::Medium);
+            if action != Action::Off {
+                let taken = if action >= Action::Strip {
+                    ActionTaken::Blocked
+                } else {
+                    ActionTaken::Alerted
+                };
+                findings.alert(Alert::new(
+                    INSPECT_LIMIT,
+                    "message too large to inspect",
+                    Severity::Medium,
+                    taken,
+                    format!(
+                        "a {} byte message exceeds the {} byte text-inspection limit; its text was not inspected",
+                        subject.raw().len(),
+                        MAX_INSPECTED_BYTES
+                    ),
+                ));
+                if taken == ActionTaken::Blocked {
+                    findings.block("too large to inspect");
+                }
+            }
+            return;
+        }
         let Some(message) = subject.json() else {
             return;
         };
