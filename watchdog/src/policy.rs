@@ -42,6 +42,9 @@ pub const STRIP_BY_DEFAULT: &[&str] = &[
     "ENTROPY",
     "SHADOW",
     "PARAM-INJECT",
+    // Injected instructions are cut out of sampling requests; credential forms are declined.
+    "SAMPLING",
+    "ELICITATION",
 ];
 
 /// Request-side rules: critical findings are blocked, the rest alerted (DETECTIONS.md).

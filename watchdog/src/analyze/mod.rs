@@ -4,6 +4,8 @@
 //! correlate across messages and servers and raise alerts. Mailboxes are bounded: an analyzer that
 //! falls behind loses observations (counted), never slows the traffic.
 
+pub mod supply_chain;
+
 use crate::alert::Direction;
 use crate::jsonrpc::Kind;
 use actix::prelude::*;

@@ -4,9 +4,14 @@
 //! pipeline parses a message only when an interested inspector asks for its JSON, and re-serializes
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
+pub mod elicitation;
+pub mod param_inject;
 pub mod pipeline;
 pub mod registry;
 pub mod rug_pull;
+pub mod sampling;
+pub mod sentences;
+pub mod shadow;
 pub mod subject;
 pub mod text;
 pub mod tool_policy;

@@ -17,6 +17,8 @@ pub enum Outcome {
         reason: String,
         message: Option<String>,
     },
+    /// Do not forward; answer the requester with this JSON-RPC `result` (a request only).
+    Answer(Bytes),
 }
 
 #[derive(Debug)]
@@ -76,6 +78,10 @@ impl Pipeline {
                 reason,
                 message: findings.block_message,
             }
+        } else if let Some(result) = findings.answer {
+            Outcome::Answer(Bytes::from(
+                serde_json::to_vec(&result).expect("JSON values serialize"),
+            ))
         } else if subject.changed() {
             let value = subject.into_value().expect("changed implies parsed");
             Outcome::Rewrite(Bytes::from(

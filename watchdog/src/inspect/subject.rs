@@ -81,6 +81,9 @@ pub struct Findings {
     /// What the requester is told instead of the generic message, when telling helps the user
     /// act (e.g. which command approves a changed tool).
     pub block_message: Option<String>,
+    /// The `result` to answer the requester with on the recipient's behalf, instead of forwarding
+    /// (e.g. declining an elicitation for the user). A block takes precedence.
+    pub answer: Option<Value>,
 }
 
 impl Findings {
@@ -90,6 +93,12 @@ impl Findings {
 
     pub fn block(&mut self, reason: impl Into<String>) {
         self.block.get_or_insert_with(|| reason.into());
+    }
+
+    /// Answers the request with `result` in the recipient's name; the recipient never sees it
+    /// (the first answer stands).
+    pub fn answer(&mut self, result: Value) {
+        self.answer.get_or_insert(result);
     }
 
     /// Stops the message and tells the requester `message` (unless another inspector stopped it
