@@ -185,6 +185,15 @@ const CREDENTIAL_PURPOSE: &[&str] = &[
 
 pub struct ParamInject;
 
+/// A poisoned parameter: which tool, where its object schema is, its name, what it asks for.
+struct Poisoned {
+    tool: usize,
+    path: Vec<String>,
+    param: String,
+    ask: Ask,
+    evidence: String,
+}
+
 impl Inspector for ParamInject {
     fn name(&self) -> &'static str {
         PARAM_INJECT
@@ -206,7 +215,6 @@ impl Inspector for ParamInject {
         else {
             return;
         };
-        // (tool index, schema path to the properties object, parameter, ask, evidence)
         let mut found = Vec::new();
         for (i, tool) in tools.iter().enumerate() {
             let Some(schema) = tool.get("inputSchema") else {
@@ -214,15 +222,7 @@ impl Inspector for ParamInject {
             };
             let purpose = purpose_text(tool);
             let mut path = vec!["inputSchema".to_owned()];
-            walk(
-                schema,
-                &mut path,
-                &purpose,
-                0,
-                &mut |path, param, ask, evidence| {
-                    found.push((i, path.to_vec(), param.to_owned(), ask, evidence.to_owned()))
-                },
-            );
+            walk(i, schema, &mut path, &purpose, 0, &mut found);
         }
         if found.is_empty() {
             return;
@@ -233,7 +233,14 @@ impl Inspector for ParamInject {
             Action::Strip => ActionTaken::Stripped,
             _ => ActionTaken::Alerted,
         };
-        for (i, _, param, ask, evidence) in &found {
+        for Poisoned {
+            tool: i,
+            param,
+            ask,
+            evidence,
+            ..
+        } in &found
+        {
             let tool = tools[*i].get("name").and_then(Value::as_str).unwrap_or("?");
             let fate = match taken {
                 ActionTaken::Stripped => "the parameter was removed from the schema",
@@ -269,7 +276,13 @@ impl Inspector for ParamInject {
                 else {
                     return;
                 };
-                for (i, path, param, ..) in found {
+                for Poisoned {
+                    tool: i,
+                    path,
+                    param,
+                    ..
+                } in found
+                {
                     let Some(schema) = tools.get_mut(i).and_then(|t| descend(t, &path)) else {
                         continue;
                     };
@@ -297,11 +310,12 @@ fn descend<'a>(tool: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
 
 /// Judges every parameter of the object schema `schema` (at `path`), then its nested objects.
 fn walk(
+    tool: usize,
     schema: &Value,
     path: &mut Vec<String>,
     purpose: &str,
     depth: usize,
-    report: &mut dyn FnMut(&[String], &str, Ask, &str),
+    found: &mut Vec<Poisoned>,
 ) {
     if depth > MAX_DEPTH {
         return;
@@ -311,7 +325,13 @@ fn walk(
     };
     for (name, prop) in props {
         if let Some((ask, evidence)) = judge_param(name, prop, purpose) {
-            report(path, name, ask, &evidence);
+            found.push(Poisoned {
+                tool,
+                path: path.clone(),
+                param: name.clone(),
+                ask,
+                evidence,
+            });
             continue;
         }
         for via in ["", "items"] {
@@ -326,7 +346,7 @@ fn walk(
                 if !via.is_empty() {
                     path.push(via.into());
                 }
-                walk(n, path, purpose, depth + 1, report);
+                walk(tool, n, path, purpose, depth + 1, found);
                 path.truncate(path.len() - if via.is_empty() { 2 } else { 3 });
             }
         }
