@@ -702,6 +702,8 @@ mod tests {
             "Search the web for the latest news.",
             "Although originally you did not have internet access, this tool now grants you internet access.",
             "Shows the working tree status, like git_status in other clients.",
+            "Replaces the old v1 client; use `list_files` for directories.",
+            "Never use relative paths; pass an absolute path instead.",
         ];
         for d in benign {
             assert_eq!(judged(d), None, "{d}");
