@@ -44,6 +44,9 @@ pub const STRIP_BY_DEFAULT: &[&str] = &[
     "PARAM-INJECT",
     // Repeats of a change notification are coalesced (the first and the last reach the client).
     "NOTIF-INJECT",
+    // Injected instructions are cut out of sampling requests; credential forms are declined.
+    "SAMPLING",
+    "ELICITATION",
 ];
 
 /// Request-side rules: critical findings are blocked, the rest alerted (DETECTIONS.md).

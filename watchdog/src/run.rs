@@ -1,6 +1,6 @@
 //! From a parsed command line to a running proxy (or a subcommand), and back to an exit status.
 
-use crate::alert::{self, AlertSink, AlertSinkConfig, StderrStyle};
+use crate::alert::{self, AlertSink, AlertSinkConfig, RaiseAlert, StderrStyle};
 use crate::analyze::Analyzers;
 use crate::cli::{AuditCommand, Cli, Command, PinsArgs, PinsCommand, ProxyArgs};
 use crate::config::Settings;
@@ -219,6 +219,10 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let alerts = alert_sink(&settings).start();
+    // Read from the command lines only, once: nothing is run or fetched to check them.
+    for a in crate::analyze::supply_chain::check_settings(&settings) {
+        alerts.do_send(RaiseAlert(a));
+    }
     let (client_out, client_writer) = stdio::spawn_line_writer(stdio::stdout());
     let supervisor_ctx = Context::<Supervisor>::new();
     let mut session_ctx = Context::<Session>::new();

@@ -113,6 +113,10 @@ fn scan(args: &ScanTextArgs, proxy: &ProxyArgs) -> anyhow::Result<bool> {
         Outcome::Block { reason, .. } => {
             println!("verdict: blocked ({reason}); the requester would get a JSON-RPC error")
         }
+        Outcome::Answer(result) => println!(
+            "verdict: answered on the recipient's behalf with:\n{}",
+            String::from_utf8_lossy(result)
+        ),
     }
     Ok(!inspection.alerts.is_empty())
 }

@@ -48,6 +48,11 @@
 //!                                    JSON), which nobody asked for
 //!   --result-text TEXT               answer tools/call (other than `ask`) with one text content TEXT
 //!   --elicitation-url URL            the elicitation/create request is URL mode, opening URL
+//!   --tools-json FILE                the tools as a JSON array of whole tool definitions, served
+//!                                    verbatim (re-read on every tools/list; overrides the others)
+//!   --elicit-schema-file FILE        elicitation/create carries this requestedSchema (JSON)
+//!   --elicit-message TEXT            …and this message
+//!   --sampling-system-prompt TEXT    sampling/createMessage carries this systemPrompt
 //!
 //! A notification whose method starts with `test/bounce` is answered with a `test/bounced` notification
 //! carrying the same params bytes, so that server-originated traffic can be varied too.
@@ -94,6 +99,10 @@ struct Opts {
     notify_flood: usize,
     duplicate_replies: bool,
     unsolicited_id: Option<String>,
+    tools_json: Option<PathBuf>,
+    elicit_schema_file: Option<PathBuf>,
+    elicit_message: Option<String>,
+    sampling_system_prompt: Option<String>,
 }
 
 fn parse_opts() -> Opts {
@@ -158,6 +167,10 @@ fn parse_opts() -> Opts {
             }
             "--result-text" => o.result_text = Some(val()),
             "--elicitation-url" => o.elicitation_url = Some(val()),
+            "--tools-json" => o.tools_json = Some(val().into()),
+            "--elicit-schema-file" => o.elicit_schema_file = Some(val().into()),
+            "--elicit-message" => o.elicit_message = Some(val()),
+            "--sampling-system-prompt" => o.sampling_system_prompt = Some(val()),
             other => die(&format!("unknown flag {other}")),
         }
     }
@@ -329,6 +342,7 @@ impl Server {
         let result = match method.as_str() {
             "initialize" => self.initialize(params),
             "ping" => "{}".to_owned(),
+            "tools/list" if self.o.tools_json.is_some() => self.tools_json(params),
             "tools/list" => {
                 let (names, descriptions) = self.current_tools();
                 self.list_described(&names, &descriptions, "tools", params)
@@ -415,6 +429,30 @@ impl Server {
             }
         }
         (names, descriptions)
+    }
+
+    /// tools/list from --tools-json: the definitions as written, paginated like the other lists.
+    fn tools_json(&self, params: Option<&str>) -> String {
+        let path = self.o.tools_json.as_ref().expect("checked");
+        let text =
+            fs::read_to_string(path).unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+        let tools: Vec<Value> = serde_json::from_str(&text)
+            .unwrap_or_else(|e| die(&format!("{}: {e}", path.display())));
+        let start: usize = params
+            .and_then(|p| serde_json::from_str::<Value>(p).ok())
+            .and_then(|p| p.get("cursor").and_then(Value::as_str).map(str::to_owned))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let end = self
+            .o
+            .page_size
+            .map_or(tools.len(), |n| (start + n).min(tools.len()));
+        let start = start.min(end);
+        let mut result = serde_json::json!({ "tools": tools[start..end] });
+        if end < tools.len() {
+            result["nextCursor"] = Value::String(end.to_string());
+        }
+        result.to_string()
     }
 
     /// A list whose items take their description from `descriptions` when it has one.
@@ -538,16 +576,33 @@ impl Server {
         // Each method gets params of its own shape; every shape carries the question text somewhere
         // the test can read it back (roots/list and ping take no params, so it goes into _meta).
         let params = match method.as_str() {
-            "sampling/createMessage" => format!(
-                r#"{{"messages":[{{"role":"user","content":{{"type":"text","text":{question}}}}}],"maxTokens":16}}"#
-            ),
             "elicitation/create" if self.o.elicitation_url.is_some() => format!(
                 r#"{{"mode":"url","elicitationId":"e2e-elicitation","url":{},"message":{question}}}"#,
                 js(self.o.elicitation_url.as_deref().unwrap_or_default())
             ),
-            "elicitation/create" => format!(
-                r#"{{"message":{question},"requestedSchema":{{"type":"object","properties":{{"answer":{{"type":"string"}}}}}}}}"#
-            ),
+            "sampling/createMessage" => {
+                let system = self
+                    .o
+                    .sampling_system_prompt
+                    .as_deref()
+                    .map(|p| format!(r#","systemPrompt":{}"#, js(p)))
+                    .unwrap_or_default();
+                format!(
+                    r#"{{"messages":[{{"role":"user","content":{{"type":"text","text":{question}}}}}],"maxTokens":16{system}}}"#
+                )
+            }
+            "elicitation/create" => {
+                let schema = match &self.o.elicit_schema_file {
+                    Some(p) => fs::read_to_string(p)
+                        .unwrap_or_else(|e| die(&format!("{}: {e}", p.display()))),
+                    None => r#"{"type":"object","properties":{"answer":{"type":"string"}}}"#.into(),
+                };
+                let message = self.o.elicit_message.as_deref().map_or(question, js);
+                format!(
+                    r#"{{"message":{message},"requestedSchema":{}}}"#,
+                    schema.trim()
+                )
+            }
             _ => format!(r#"{{"_meta":{{"question":{question}}}}}"#),
         };
         self.send(&format!(

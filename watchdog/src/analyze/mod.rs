@@ -7,6 +7,7 @@
 pub mod drift;
 pub mod flow;
 pub mod semantic;
+pub mod supply_chain;
 
 use crate::alert::Direction;
 use crate::jsonrpc::Kind;

@@ -5,12 +5,14 @@
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
 pub mod argument;
+pub mod elicitation;
 pub mod email;
 pub mod entropy;
 pub mod escalation;
 pub mod exfil;
 pub mod flow_guard;
 pub mod oauth;
+pub mod param_inject;
 pub mod path;
 pub mod pipeline;
 pub mod rate;
@@ -18,8 +20,11 @@ pub mod registry;
 #[cfg(test)]
 mod request_testkit;
 pub mod rug_pull;
+pub mod sampling;
 pub mod secrets;
 pub mod secrets_kinds;
+pub mod sentences;
+pub mod shadow;
 pub mod shell;
 pub mod smac1;
 pub mod smac2;

@@ -20,6 +20,8 @@ pub enum Outcome {
         /// requests (the server gets the result); elsewhere the message is simply stopped.
         answer: Option<serde_json::Value>,
     },
+    /// Do not forward; answer the requester with this JSON-RPC `result` (a request only).
+    Answer(Bytes),
 }
 
 #[derive(Debug)]
@@ -94,6 +96,10 @@ impl Pipeline {
                 message: findings.block_message,
                 answer: findings.answer,
             }
+        } else if let Some(result) = findings.answer {
+            Outcome::Answer(Bytes::from(
+                serde_json::to_vec(&result).expect("JSON values serialize"),
+            ))
         } else if subject.changed() {
             let value = subject.into_value().expect("changed implies parsed");
             Outcome::Rewrite(Bytes::from(

@@ -1,9 +1,13 @@
 //! Which inspectors and text detectors a proxy runs, in order.
 
+use super::elicitation::Elicitation;
 use super::flow_guard::FlowGuard;
 use super::oauth::OAuth;
+use super::param_inject::ParamInject;
 use super::rate::RateGuard;
 use super::rug_pull::RugPull;
+use super::sampling::Sampling;
+use super::shadow::Shadow;
 use super::text::{TextDetector, TextInspector};
 use super::token_replay::TokenReplay;
 use super::tool_policy::ToolPolicy;
@@ -51,11 +55,17 @@ pub fn pipeline(settings: &Settings) -> Pipeline {
         .iter()
         .map(|s| (s.name.clone(), s.tools.clone()))
         .collect();
+    let servers = settings
+        .servers
+        .iter()
+        .map(|s| (s.name.clone(), s.prefix.clone()))
+        .collect();
     let mut p = build(
         settings.policy.clone(),
         filters,
         Some(RugPull::for_settings(settings)),
         OAuth::for_settings(settings),
+        servers,
     );
     p.extend(stateful(settings));
     p
@@ -82,7 +92,13 @@ fn stateful(settings: &Settings) -> Vec<Box<dyn Inspector>> {
 
 /// The stateless part of the pipeline (no pins): for `scan-text`, benchmarks and fuzzing.
 pub fn pipeline_for(policy: Policy, filters: HashMap<String, ToolFilter>) -> Pipeline {
-    build(policy, filters, None, OAuth::new(HashMap::new()))
+    build(
+        policy,
+        filters,
+        None,
+        OAuth::new(HashMap::new()),
+        Vec::new(),
+    )
 }
 
 fn build(
@@ -90,6 +106,7 @@ fn build(
     filters: HashMap<String, ToolFilter>,
     rug_pull: Option<RugPull>,
     oauth: OAuth,
+    servers: Vec<(String, String)>,
 ) -> Pipeline {
     // Pins see the server's own definitions, before the tool lists withhold anything from the
     // client: a denied tool is still the server's, and calling it is a policy matter, not a change.
@@ -98,6 +115,12 @@ fn build(
         inspectors.push(Box::new(r));
     }
     inspectors.push(Box::new(ToolPolicy::new(filters)));
+    // List-time and server-request guards: after pinning (a withheld tool is not judged), before
+    // the text detectors (which then see the cleaned text).
+    inspectors.push(Box::new(Shadow::new(servers)));
+    inspectors.push(Box::new(ParamInject));
+    inspectors.push(Box::new(Sampling));
+    inspectors.push(Box::new(Elicitation));
     inspectors.extend(message_inspectors());
     inspectors.push(Box::new(oauth));
     inspectors.push(Box::new(TextInspector::new(text_detectors())));

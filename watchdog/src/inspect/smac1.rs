@@ -108,6 +108,7 @@ pub(crate) mod testing {
                     .to_string()
             }
             Outcome::Block { reason, .. } => panic!("blocked: {reason}"),
+            Outcome::Answer(_) => panic!("a result is never answered in the server's stead"),
         };
         (out, inspection.alerts)
     }

@@ -95,6 +95,12 @@ impl Findings {
         self.block.get_or_insert_with(|| reason.into());
     }
 
+    /// Answers the request with `result` in the recipient's name; the recipient never sees it
+    /// (the first answer stands).
+    pub fn answer(&mut self, result: Value) {
+        self.answer.get_or_insert(result);
+    }
+
     /// Stops the message and tells the requester `message` (unless another inspector stopped it
     /// first: the first reason stands).
     pub fn refuse(&mut self, reason: impl Into<String>, message: impl Into<String>) {

@@ -10,6 +10,7 @@ use super::routing::{self, Directory, FanOut, NameField, Route};
 use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
 use crate::analyze::{Analyzers, Observation};
+use crate::inspect::shadow::{DUPLICATE_NAME, SHADOW};
 use crate::inspect::{Outcome, Pipeline, SubjectMeta};
 use crate::jsonrpc::error::{code, error_response};
 use crate::jsonrpc::head::read_head;
@@ -224,6 +225,33 @@ impl Session {
         }
     }
 
+    /// Answers whoever waits for a request with a `result` the watchdog gives in the server's name.
+    fn answer_origin(
+        &mut self,
+        origin: Origin,
+        upstream: usize,
+        result: &[u8],
+        ctx: &mut Context<Self>,
+    ) {
+        match origin {
+            Origin::Client(client_id) => {
+                let body = format!(
+                    r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+                    client_id.as_str(),
+                    String::from_utf8_lossy(result)
+                );
+                self.send_to_client(Bytes::from(body), ctx);
+            }
+            Origin::Part { group } => {
+                let answer = serde_json::from_slice(result).map_or_else(
+                    |_| PartAnswer::Error(serde_json::json!({"code": code::INTERNAL_ERROR, "message": "Internal error"})),
+                    PartAnswer::Result,
+                );
+                self.part_done(group, Part { upstream, answer }, ctx);
+            }
+        }
+    }
+
     // ---- client → server ---------------------------------------------------------------
 
     fn on_client_message(&mut self, m: Message, ctx: &mut Context<Self>) {
@@ -380,6 +408,18 @@ impl Session {
                 self.fail_origin(origin, upstream, code::BLOCKED, message, ctx);
                 return;
             }
+            Outcome::Answer(result) => {
+                self.observe(
+                    upstream,
+                    Direction::ClientToServer,
+                    Kind::Request,
+                    Some(&method),
+                    &msg.raw,
+                    true,
+                );
+                self.answer_origin(origin, upstream, &result, ctx);
+                return;
+            }
         }
         self.observe(
             upstream,
@@ -486,11 +526,11 @@ impl Session {
                     merge::merge_list(list, &g.parts, &self.prefixes, &mut self.directory);
                 for name in duplicates {
                     self.raise(vec![Alert::new(
-                        "SHADOW",
-                        "duplicate name",
-                        Severity::Medium,
+                        SHADOW,
+                        DUPLICATE_NAME,
+                        Severity::High,
                         ActionTaken::Stripped,
-                        format!("`{name}` is offered by two servers; the first one keeps it"),
+                        format!("`{name}` is offered by two servers; the first one keeps it, the other's is withheld"),
                     )
                     .method(Some(list.method))
                     .evidence(name.as_bytes())]);
@@ -557,7 +597,8 @@ impl Session {
                 Ok(m) => m,
                 Err(_) => return,
             },
-            Outcome::Block { .. } => return,
+            // Nobody waits for an answer to a notification.
+            Outcome::Block { .. } | Outcome::Answer(_) => return,
         };
         self.observe(
             upstream,
@@ -613,19 +654,18 @@ impl Session {
         };
         let inspection = self.pipeline.inspect(meta, &msg.raw);
         self.raise(inspection.alerts);
-        let msg = match inspection.outcome {
-            Outcome::Pass => msg,
-            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
-                Ok(m) => m,
-                Err(_) => return,
-            },
-            Outcome::Block { .. } => Message::parse_object(error_response(
-                Some(&upstream_id),
-                code::BLOCKED,
-                BLOCKED_MESSAGE,
-            ))
-            .expect("valid error"),
-        };
+        let msg =
+            match inspection.outcome {
+                Outcome::Pass => msg,
+                Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                    Ok(m) => m,
+                    Err(_) => return,
+                },
+                Outcome::Block { .. } | Outcome::Answer(_) => Message::parse_object(
+                    error_response(Some(&upstream_id), code::BLOCKED, BLOCKED_MESSAGE),
+                )
+                .expect("valid error"),
+            };
         self.observe(
             upstream,
             Direction::ClientToServer,
@@ -741,6 +781,27 @@ impl Session {
                 );
                 return;
             }
+            Outcome::Answer(result) => {
+                // Answered in the client's name (e.g. an elicitation declined for the user): the
+                // client never sees the request.
+                self.observe(
+                    upstream,
+                    Direction::ServerToClient,
+                    Kind::Request,
+                    m.method(),
+                    &m.raw,
+                    true,
+                );
+                let body = format!(
+                    r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+                    upstream_id.as_str(),
+                    String::from_utf8_lossy(&result)
+                );
+                if let Ok(answer) = Message::parse_object(Bytes::from(body)) {
+                    self.to_upstream(upstream, answer);
+                }
+                return;
+            }
         };
         // Two servers may use the same id; the second one gets a fresh id toward the client.
         let client_id = if self.server_requests.in_use(&upstream_id) {
@@ -783,7 +844,7 @@ impl Session {
                 Ok(m) => m,
                 Err(_) => return,
             },
-            Outcome::Block { .. } => {
+            Outcome::Block { .. } | Outcome::Answer(_) => {
                 self.observe(
                     upstream,
                     Direction::ServerToClient,
@@ -851,11 +912,15 @@ impl Session {
         };
         let inspection = self.pipeline.inspect(meta, &m.raw);
         self.raise(inspection.alerts);
-        let blocked = matches!(inspection.outcome, Outcome::Block { .. });
+        let blocked = matches!(
+            inspection.outcome,
+            Outcome::Block { .. } | Outcome::Answer(_)
+        );
         let forwarded = match inspection.outcome {
             Outcome::Pass => Some(m),
             Outcome::Rewrite(bytes) => Message::parse_object(bytes).ok(),
-            Outcome::Block { .. } => None,
+            // A response answers nothing further: an answer for it means stop it.
+            Outcome::Block { .. } | Outcome::Answer(_) => None,
         };
         self.observe(
             upstream,
