@@ -492,6 +492,37 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_is_on_by_default_and_a_servers_setting_wins() {
+        let file = |text: &str| toml::from_str::<FileConfig>(text).unwrap();
+        let servers = "[[server]]\nname='a'\ncommand='x'\n[[server]]\nname='b'\ncommand='y'\nsandbox = true\n";
+        let s = resolve(file(servers), &ProxyArgs::default()).unwrap();
+        assert!(s.servers[0].sandbox.enabled && s.servers[1].sandbox.enabled);
+        let s = resolve(
+            file(&format!("sandbox = false\n{servers}")),
+            &ProxyArgs::default(),
+        )
+        .unwrap();
+        assert!(!s.servers[0].sandbox.enabled && s.servers[1].sandbox.enabled);
+        let no_sandbox = ProxyArgs {
+            no_sandbox: true,
+            ..Default::default()
+        };
+        let s = resolve(file(servers), &no_sandbox).unwrap();
+        assert!(!s.servers[0].sandbox.enabled && !s.servers[1].sandbox.enabled);
+        let e = resolve(
+            file("[[server]]\nname='a'\ncommand='x'\nscope.write = ['/']"),
+            &ProxyArgs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("server `a`: scope.write: `/`"), "{e}");
+        let typo = toml::from_str::<FileConfig>("[[server]]\nname='a'\nscope.wirte = []")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("wirte"), "{typo}");
+    }
+
+    #[test]
     fn bad_configs_say_what_is_wrong() {
         let err = |toml_text: &str, a: ProxyArgs| {
             let file: FileConfig = toml::from_str(toml_text).unwrap();
