@@ -29,8 +29,13 @@ pub const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// On drop it kills (SIGKILL) any process whose pid a fake upstream wrote into a `*.pid` file here and
 /// that is still alive, so a failing test does not leave fakes or grandchildren behind.
+///
+/// The watchdog's own $XDG_STATE_HOME and $XDG_CONFIG_HOME live in a second directory beside it:
+/// they are sensitive paths, and a directory holding them could never be a server's write scope,
+/// while the fakes are told to write their records here.
 pub struct TestDir {
     dir: tempfile::TempDir,
+    own: tempfile::TempDir,
 }
 
 impl Default for TestDir {
@@ -41,12 +46,26 @@ impl Default for TestDir {
 
 impl TestDir {
     pub fn new() -> Self {
-        TestDir {
-            dir: tempfile::Builder::new()
-                .prefix("watchdog-e2e-")
+        let temp = |prefix: &str| {
+            tempfile::Builder::new()
+                .prefix(prefix)
                 .tempdir()
-                .expect("create temp dir"),
+                .expect("create temp dir")
+        };
+        TestDir {
+            dir: temp("watchdog-e2e-"),
+            own: temp("watchdog-e2e-own-"),
         }
+    }
+
+    /// The watchdog's $XDG_STATE_HOME (pins, default audit log).
+    pub fn xdg_state(&self) -> PathBuf {
+        self.own.path().join("state")
+    }
+
+    /// The watchdog's $XDG_CONFIG_HOME.
+    pub fn xdg_config(&self) -> PathBuf {
+        self.own.path().join("config")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -236,20 +255,40 @@ pub struct Watchdog {
 impl Watchdog {
     /// Starts `mcp-watchdog --alerts-json --audit-log <dir>/audit.jsonl <args…>`.
     pub fn spawn(dir: &TestDir, args: &[String], input: Input) -> Watchdog {
+        Watchdog::spawn_with(dir, &[], args, &[], input)
+    }
+
+    /// Like `spawn`, but started through `launcher` (e.g. `setpriv --reuid=…`, empty for none) and
+    /// with `env` added last (it may override HOME or the XDG directories).
+    pub fn spawn_with(
+        dir: &TestDir,
+        launcher: &[String],
+        args: &[String],
+        env: &[(String, String)],
+        input: Input,
+    ) -> Watchdog {
         // WATCHDOG_E2E_BIN runs the suite against another build (or a reference relay) of the binary.
         let bin = std::env::var_os("WATCHDOG_E2E_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(watchdog_bin);
-        let mut cmd = Command::new(bin);
+        let mut cmd = match launcher.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--alerts-json")
             .arg("--audit-log")
             .arg(dir.path("audit.jsonl"))
             .args(args.iter().map(OsString::from))
             // Nothing a test runs may write under the real $HOME.
-            .env("XDG_STATE_HOME", dir.path("state"))
-            .env("XDG_CONFIG_HOME", dir.path("config"))
+            .env("XDG_STATE_HOME", dir.xdg_state())
+            .env("XDG_CONFIG_HOME", dir.xdg_config())
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         match &input {

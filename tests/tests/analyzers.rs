@@ -351,7 +351,7 @@ fn learn_baseline(dir: &TestDir) {
     thread::sleep(SETTLE);
     assert!(rule_alerts(&wd, "DRIFT").is_empty(), "{:?}", wd.alerts());
     stop(wd);
-    let file = dir.path("state/mcp-watchdog/baselines.json");
+    let file = dir.xdg_state().join("mcp-watchdog/baselines.json");
     let stored: Value = serde_json::from_slice(&fs::read(&file).expect("baselines.json")).unwrap();
     assert_eq!(
         stored["servers"]["fake-upstream"]["complete"], true,

@@ -312,7 +312,7 @@ fn audit_log_is_written_where_asked_and_nowhere_else() {
     assert_eq!(mode & 0o077, 0, "audit log mode {mode:o} must be private");
     // (Tool pins do live there by default: only the audit log is redirected.)
     assert!(
-        !dir.path("state")
+        !dir.xdg_state()
             .join("mcp-watchdog")
             .join("audit.jsonl")
             .exists(),

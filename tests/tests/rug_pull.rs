@@ -82,7 +82,7 @@ fn pins_cli(dir: &TestDir, args: &[&str]) -> (bool, String) {
         .arg("--pins")
         .arg(dir.path("pins.json"))
         .args(args)
-        .env("XDG_STATE_HOME", dir.path("state"))
+        .env("XDG_STATE_HOME", dir.xdg_state())
         .output()
         .expect("run mcp-watchdog pins");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

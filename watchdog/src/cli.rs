@@ -51,6 +51,10 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub monitor: bool,
 
+    /// Run servers without the Landlock and seccomp sandbox (same as `sandbox = false`).
+    #[arg(long)]
+    pub no_sandbox: bool,
+
     /// The stdio MCP server to wrap, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub server_command: Vec<String>,

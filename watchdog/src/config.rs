@@ -3,6 +3,8 @@
 use crate::cli::ProxyArgs;
 use crate::jsonrpc::DEFAULT_MAX_FRAME;
 use crate::policy::{Action, Mode, Policy, ToolFilter};
+use crate::sandbox::scope::{self, ScopeConfig, UserDirs};
+use crate::sandbox::SandboxPlan;
 use crate::supervisor::spawn::ServerCommand;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
@@ -43,6 +45,8 @@ pub struct FileConfig {
     /// The optional LLM classifier (SEMANTIC); off unless `enabled = true`.
     #[serde(default)]
     pub semantic: crate::analyze::semantic::SemanticConfig,
+    /// Landlock + seccomp confinement of every server (default on; a server's own setting wins).
+    pub sandbox: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,6 +98,11 @@ pub struct ServerConfig {
     pub tools: ToolLists,
     #[serde(default)]
     pub oauth: OAuthConfig,
+    /// Overrides the global `sandbox` for this server.
+    pub sandbox: Option<bool>,
+    /// Where the sandboxed server may write (`scope.write`) and read (`scope.read`).
+    #[serde(default)]
+    pub scope: ScopeConfig,
 }
 
 /// What a server's authorization flows and tokens are held to (OAUTH, TOKEN-REPLAY).
@@ -179,6 +188,7 @@ pub struct Server {
     pub command: ServerCommand,
     pub tools: ToolFilter,
     pub oauth: OAuthConfig,
+    pub sandbox: SandboxPlan,
 }
 
 /// Everything the proxy needs, resolved from the file and the flags.
@@ -257,10 +267,13 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
             cwd: base.as_ref().and_then(|b| b.cwd.clone()),
             prefix: base.as_ref().and_then(|b| b.prefix.clone()),
             oauth: base.as_ref().map(|b| b.oauth.clone()).unwrap_or_default(),
+            sandbox: base.as_ref().and_then(|b| b.sandbox),
+            scope: base.as_ref().map(|b| b.scope.clone()).unwrap_or_default(),
             tools: base.map(|b| b.tools).unwrap_or_default(),
         }]
     };
     let several = servers.len() > 1;
+    let user = UserDirs::from_env();
     let mut seen = std::collections::HashSet::new();
     let mut resolved = Vec::with_capacity(servers.len());
     for s in servers {
@@ -290,16 +303,28 @@ fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
                 String::new()
             }
         });
+        let command = ServerCommand {
+            program,
+            args: s.args,
+            env: s.env.into_iter().collect(),
+            cwd: s.cwd,
+        };
+        let enabled = !args.no_sandbox && s.sandbox.or(file.sandbox).unwrap_or(true);
+        let sandbox = if enabled {
+            SandboxPlan {
+                enabled,
+                scope: scope::resolve(&s.scope, &command, &user)
+                    .map_err(|e| anyhow::anyhow!("server `{}`: {e}", s.name))?,
+            }
+        } else {
+            SandboxPlan::default()
+        };
         resolved.push(Server {
             prefix,
-            command: ServerCommand {
-                program,
-                args: s.args,
-                env: s.env.into_iter().collect(),
-                cwd: s.cwd,
-            },
+            command,
             tools,
             oauth: s.oauth,
+            sandbox,
             name: s.name,
         });
     }
@@ -464,6 +489,37 @@ mod tests {
         assert_eq!(s.servers[1].prefix, "");
         assert!(!s.servers[0].tools.permits("write_file"));
         assert_eq!(s.policy.action(crate::policy::TOOL_POLICY), Action::Alert);
+    }
+
+    #[test]
+    fn sandbox_is_on_by_default_and_a_servers_setting_wins() {
+        let file = |text: &str| toml::from_str::<FileConfig>(text).unwrap();
+        let servers = "[[server]]\nname='a'\ncommand='x'\n[[server]]\nname='b'\ncommand='y'\nsandbox = true\n";
+        let s = resolve(file(servers), &ProxyArgs::default()).unwrap();
+        assert!(s.servers[0].sandbox.enabled && s.servers[1].sandbox.enabled);
+        let s = resolve(
+            file(&format!("sandbox = false\n{servers}")),
+            &ProxyArgs::default(),
+        )
+        .unwrap();
+        assert!(!s.servers[0].sandbox.enabled && s.servers[1].sandbox.enabled);
+        let no_sandbox = ProxyArgs {
+            no_sandbox: true,
+            ..Default::default()
+        };
+        let s = resolve(file(servers), &no_sandbox).unwrap();
+        assert!(!s.servers[0].sandbox.enabled && !s.servers[1].sandbox.enabled);
+        let e = resolve(
+            file("[[server]]\nname='a'\ncommand='x'\nscope.write = ['/']"),
+            &ProxyArgs::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("server `a`: scope.write: `/`"), "{e}");
+        let typo = toml::from_str::<FileConfig>("[[server]]\nname='a'\nscope.wirte = []")
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("wirte"), "{typo}");
     }
 
     #[test]

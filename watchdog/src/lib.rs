@@ -15,6 +15,7 @@ pub mod mcp;
 pub mod pins;
 pub mod policy;
 pub mod proxy;
+pub mod sandbox;
 pub mod supervisor;
 
 pub mod alerts_cmd;

@@ -53,6 +53,12 @@
 //!   --elicit-schema-file FILE        elicitation/create carries this requestedSchema (JSON)
 //!   --elicit-message TEXT            …and this message
 //!   --sampling-system-prompt TEXT    sampling/createMessage carries this systemPrompt
+//!   --write-file PATH                on tools/call of tool `write`, create (or truncate) and write
+//!                                    the file at `arguments.path`, else PATH (a leading `$TMPDIR/`
+//!                                    is this process's TMPDIR), and reply with the text "ok" or the
+//!                                    errno's name ("EACCES")
+//!   --io-uring                       on tools/call of tool `io_uring`, call io_uring_setup(2) and
+//!                                    reply "ok" or the errno's name ("EPERM")
 //!
 //! A notification whose method starts with `test/bounce` is answered with a `test/bounced` notification
 //! carrying the same params bytes, so that server-originated traffic can be varied too.
@@ -103,6 +109,8 @@ struct Opts {
     elicit_schema_file: Option<PathBuf>,
     elicit_message: Option<String>,
     sampling_system_prompt: Option<String>,
+    write_file: Option<String>,
+    io_uring: bool,
 }
 
 fn parse_opts() -> Opts {
@@ -171,6 +179,8 @@ fn parse_opts() -> Opts {
             "--elicit-schema-file" => o.elicit_schema_file = Some(val().into()),
             "--elicit-message" => o.elicit_message = Some(val()),
             "--sampling-system-prompt" => o.sampling_system_prompt = Some(val()),
+            "--write-file" => o.write_file = Some(val()),
+            "--io-uring" => o.io_uring = true,
             other => die(&format!("unknown flag {other}")),
         }
     }
@@ -530,6 +540,18 @@ impl Server {
                 params.unwrap_or("null")
             );
         }
+        if name.as_deref() == Some("write") {
+            if let Some(default) = &self.o.write_file {
+                let path = params
+                    .and_then(|p| serde_json::from_str::<Value>(p).ok())
+                    .and_then(|p| p["arguments"]["path"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| default.clone());
+                return text_result(&try_write(&path));
+            }
+        }
+        if name.as_deref() == Some("io_uring") && self.o.io_uring {
+            return text_result(&try_io_uring());
+        }
         if name.as_deref() == Some("ask") {
             if let Some(sid) = self.o.sampling_request_id.clone() {
                 let answer = self.sample(&sid);
@@ -631,6 +653,48 @@ impl Server {
             }
             self.handle_text(&text);
         }
+    }
+}
+
+fn text_result(text: &str) -> String {
+    format!(r#"{{"content":[{{"type":"text","text":{}}}]}}"#, js(text))
+}
+
+/// "ok", or the name of the errno that creating and writing `path` failed with.
+fn try_write(path: &str) -> String {
+    let path = match path.strip_prefix("$TMPDIR/") {
+        Some(rest) => std::env::temp_dir().join(rest),
+        None => PathBuf::from(path),
+    };
+    match File::create(&path).and_then(|mut f| f.write_all(b"written by fake-upstream\n")) {
+        Ok(()) => "ok".into(),
+        Err(e) => errno_name(&e),
+    }
+}
+
+/// "ok" (the ring is closed again), or the errno's name.
+fn try_io_uring() -> String {
+    // struct io_uring_params is 120 bytes; zeroed asks for defaults.
+    let mut params = [0u8; 120];
+    // SAFETY: a valid pointer to a buffer of the size the kernel reads and writes.
+    let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, params.as_mut_ptr()) };
+    if fd >= 0 {
+        // SAFETY: the fd the kernel just returned.
+        unsafe { libc::close(fd as i32) };
+        return "ok".into();
+    }
+    errno_name(&io::Error::last_os_error())
+}
+
+fn errno_name(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) => "EACCES".into(),
+        Some(libc::EPERM) => "EPERM".into(),
+        Some(libc::ENOENT) => "ENOENT".into(),
+        Some(libc::EROFS) => "EROFS".into(),
+        Some(libc::ENOSYS) => "ENOSYS".into(),
+        Some(n) => format!("errno {n}"),
+        None => e.to_string(),
     }
 }
 

@@ -433,12 +433,15 @@ pub(crate) mod testing {
         become_subreaper().unwrap();
         let mut sh_args = vec!["-c".to_string(), script.to_string(), "sh".to_string()];
         sh_args.extend(args.iter().map(|arg| arg.to_string()));
-        let mut child = spawn_server(&ServerCommand {
-            program: "sh".into(),
-            args: sh_args,
-            env: Vec::new(),
-            cwd: None,
-        })
+        let mut child = spawn_server(
+            &ServerCommand {
+                program: "sh".into(),
+                args: sh_args,
+                env: Vec::new(),
+                cwd: None,
+            },
+            &crate::sandbox::Confinement::none(),
+        )
         .unwrap();
         let tree = ProcessTree::new(child.id().unwrap());
         let guard = TreeGuard(tree.clone());

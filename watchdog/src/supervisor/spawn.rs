@@ -12,6 +12,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use crate::sandbox::Confinement;
 use tokio::process::{Child, Command};
 
 /// How to start one upstream server, as configured.
@@ -24,15 +25,18 @@ pub struct ServerCommand {
     pub cwd: Option<PathBuf>,
 }
 
-/// Spawns the server with piped stdio in its own process group.
+/// Spawns the server with piped stdio in its own process group, confined as `confinement`
+/// prepared it (which must outlive this call: the child restricts itself with its ruleset fd).
 ///
 /// The child is not killed on drop: the caller terminates the whole tree explicitly
 /// (`terminate::terminate_tree`) and then awaits `child.wait()`.
-pub fn spawn_server(cmd: &ServerCommand) -> io::Result<Child> {
+pub fn spawn_server(cmd: &ServerCommand, confinement: &Confinement) -> io::Result<Child> {
     let mut command = Command::new(&cmd.program);
     command
         .args(&cmd.args)
         .envs(cmd.env.iter().map(|(key, value)| (key, value)))
+        // After the configured env: the private TMPDIR is the only temp dir the server can write.
+        .envs(confinement.env())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,14 +47,15 @@ pub fn spawn_server(cmd: &ServerCommand) -> io::Result<Child> {
         command.current_dir(dir);
     }
     let watchdog = std::process::id() as libc::pid_t;
+    let sandbox = confinement.child_step();
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (prctl, getppid, _exit); it allocates nothing and takes no locks.
+    // system calls (prctl, getppid, _exit, landlock_restrict_self); it allocates nothing and takes
+    // no locks.
     unsafe {
         command.pre_exec(move || {
             die_with_parent(watchdog)?;
-            // SANDBOX: Landlock and seccomp confinement will be applied here, last before exec,
-            // so that the rules cover the server from its first instruction (later issue).
-            Ok(())
+            // Last before exec, so that the rules cover the server from its first instruction.
+            sandbox.apply()
         });
     }
     command.spawn().map_err(|error| spawn_error(cmd, error))
@@ -130,14 +135,19 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_named_in_the_error() {
-        let error = spawn_server(&command("/nonexistent/mcp-server", &[])).unwrap_err();
+        let error = spawn_server(
+            &command("/nonexistent/mcp-server", &[]),
+            &Confinement::none(),
+        )
+        .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
         assert_eq!(
             error.to_string(),
             "cannot start server `/nonexistent/mcp-server`: No such file or directory"
         );
         // Searched for in PATH, the reason depends on PATH (an unreadable entry gives EACCES).
-        let error = spawn_server(&command("no-such-mcp-server", &[])).unwrap_err();
+        let error =
+            spawn_server(&command("no-such-mcp-server", &[]), &Confinement::none()).unwrap_err();
         assert!(error
             .to_string()
             .starts_with("cannot start server `no-such-mcp-server`: "));
@@ -147,7 +157,7 @@ mod tests {
     async fn a_missing_working_directory_is_named_in_the_error() {
         let mut cmd = command("sh", &["-c", "true"]);
         cmd.cwd = Some(PathBuf::from("/nonexistent"));
-        let error = spawn_server(&cmd).unwrap_err();
+        let error = spawn_server(&cmd, &Confinement::none()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "cannot start server `sh` in `/nonexistent`: No such file or directory"
@@ -156,7 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn server_leads_its_own_process_group() {
-        let mut child = spawn_server(&command("sleep", &["300"])).unwrap();
+        let mut child = spawn_server(&command("sleep", &["300"]), &Confinement::none()).unwrap();
         let pid = child.id().unwrap() as i32;
         let pgid = getpgid(Some(Pid::from_raw(pid)));
         child.kill().await.unwrap();
@@ -172,7 +182,7 @@ mod tests {
         );
         cmd.env.push(("GREETING".into(), "hello".into()));
         cmd.cwd = Some(PathBuf::from("/"));
-        let mut child = spawn_server(&cmd).unwrap();
+        let mut child = spawn_server(&cmd, &Confinement::none()).unwrap();
         let mut output = String::new();
         let mut stdout = child.stdout.take().unwrap();
         stdout.read_to_string(&mut output).await.unwrap();
@@ -190,7 +200,7 @@ mod tests {
                 .build()
                 .unwrap();
             let _guard = runtime.enter();
-            let child = spawn_server(&command("sleep", &["300"])).unwrap();
+            let child = spawn_server(&command("sleep", &["300"]), &Confinement::none()).unwrap();
             child.id().unwrap()
         })
         .join()

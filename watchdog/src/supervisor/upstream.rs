@@ -13,6 +13,7 @@ use crate::jsonrpc::{frame_stream, Frame, Id, Kind, Message, Parsed};
 use crate::mcp::methods::{INITIALIZE, INITIALIZED};
 use crate::proxy::session::{UpstreamEvent, UpstreamEventKind};
 use crate::proxy::stdio::spawn_line_writer;
+use crate::sandbox::{first_unavailable_notice, Confinement, LandlockState, SCOPE_L4};
 use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -71,6 +72,8 @@ struct Life {
     stdin: Option<mpsc::Sender<Bytes>>,
     exited: Option<Option<ExitStatus>>,
     stdout_done: bool,
+    /// Held for the life: owns the server's private temp dir, removed when the life ends.
+    _confinement: Confinement,
 }
 
 /// One line of the current life's stdout, or its end (`None`).
@@ -146,24 +149,25 @@ impl Upstream {
     fn start_life(&mut self, ctx: &mut Context<Self>) {
         self.generation += 1;
         let generation = self.generation;
-        let mut child = match spawn_server(&self.server.command) {
+        let confinement = match Confinement::prepare(&self.name, &self.server.sandbox) {
+            Ok(c) => c,
+            Err(e) => {
+                // Never run a server less confined than configured: fail this life like a spawn error.
+                self.start_failed(
+                    generation,
+                    std::io::Error::new(e.kind(), format!("server `{}`: sandbox: {e}", self.name)),
+                    ctx,
+                );
+                return;
+            }
+        };
+        if generation == 1 {
+            self.report_sandbox(&confinement);
+        }
+        let mut child = match spawn_server(&self.server.command, &confinement) {
             Ok(child) => child,
             Err(e) => {
-                self.alert(Alert::new(
-                    SUPERVISION,
-                    "server did not start",
-                    Severity::High,
-                    ActionTaken::Failed,
-                    e.to_string(),
-                ));
-                self.life = None;
-                if generation == 1 {
-                    // A command that cannot start at all will not start on retry: say so now.
-                    eprintln!("mcp-watchdog: {e}");
-                    self.stopped_for_good(true);
-                } else {
-                    self.went_down(Some(None), ctx);
-                }
+                self.start_failed(generation, e, ctx);
                 return;
             }
         };
@@ -198,6 +202,7 @@ impl Upstream {
             stdin: Some(stdin_tx),
             exited: None,
             stdout_done: false,
+            _confinement: confinement,
         });
         match (&self.init, generation > 1) {
             (Some(init), true) => {
@@ -214,6 +219,71 @@ impl Upstream {
                     self.event(UpstreamEventKind::Up);
                 }
             }
+        }
+    }
+
+    fn start_failed(&mut self, generation: u64, e: std::io::Error, ctx: &mut Context<Self>) {
+        self.alert(Alert::new(
+            SUPERVISION,
+            "server did not start",
+            Severity::High,
+            ActionTaken::Failed,
+            e.to_string(),
+        ));
+        self.life = None;
+        if generation == 1 {
+            // A command that cannot start at all will not start on retry: say so now.
+            eprintln!("mcp-watchdog: {e}");
+            self.stopped_for_good(true);
+        } else {
+            self.went_down(Some(None), ctx);
+        }
+    }
+
+    /// Says once, at the first start, how the server is confined and what was left out.
+    fn report_sandbox(&self, confinement: &Confinement) {
+        let scope = &self.server.sandbox.scope;
+        for note in &scope.notes {
+            eprintln!("mcp-watchdog: server `{}`: {note}", self.name);
+        }
+        for missing in &confinement.missing {
+            eprintln!(
+                "mcp-watchdog: server `{}`: scope {} does not exist; writes there are refused",
+                self.name,
+                missing.display()
+            );
+        }
+        match confinement.landlock {
+            LandlockState::Enforced { abi } => {
+                let roots: Vec<String> = scope
+                    .write
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .chain(confinement.tmpdir().map(|p| p.display().to_string()))
+                    .collect();
+                tracing::info!(
+                    "server `{}`: sandboxed (Landlock ABI {abi}, io_uring refused); writes beneath: {}",
+                    self.name,
+                    roots.join(", ")
+                );
+            }
+            LandlockState::Unavailable => {
+                if first_unavailable_notice() {
+                    eprintln!(
+                        "mcp-watchdog: WARNING: this kernel has no Landlock; servers run without \
+                         filesystem confinement"
+                    );
+                    self.alert(Alert::new(
+                        SCOPE_L4,
+                        "sandbox unavailable",
+                        Severity::Info,
+                        ActionTaken::Alerted,
+                        "Landlock is not available on this kernel: servers can write anywhere \
+                         their user can",
+                    ));
+                }
+            }
+            LandlockState::Disabled => {}
         }
     }
 
