@@ -281,8 +281,13 @@ impl Peer {
     ) -> Result<Result<Value, Value>, String> {
         let id = self.next_id;
         self.next_id += 1;
+        // A server that exits at once may be gone before the request is written, or after: the
+        // same failure either way, and said the same way.
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
-            .await?;
+            .await
+            .map_err(|_| {
+                format!("the server stopped reading before {method} was sent (did it exit?)")
+            })?;
         let deadline = Instant::now() + self.timeout;
         loop {
             let frame = tokio::time::timeout_at(deadline, self.frames.next_frame())
@@ -387,7 +392,11 @@ mod tests {
             &sh("echo 'missing API key' >&2; exit 1"),
             Duration::from_secs(5),
         );
-        assert!(p.failure.unwrap().contains("closed its output"));
+        let failure = p.failure.unwrap();
+        assert!(
+            failure.contains("initialize") && failure.contains("did it exit?"),
+            "{failure}"
+        );
         assert_eq!(p.stderr_tail, ["missing API key"]);
     }
 
