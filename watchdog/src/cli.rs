@@ -102,6 +102,43 @@ pub enum Command {
     ///   mcp-watchdog alerts --json --since 2d | jq .detail
     #[command(verbatim_doc_comment)]
     Alerts(crate::alerts_cmd::AlertsArgs),
+    /// Start each configured server briefly, list what it offers, and run every metadata check.
+    ///
+    /// Speaks MCP to each server directly (no AI client involved): initialize, then tools/list,
+    /// prompts/list, resources/list and resources/templates/list to the last page. Every item
+    /// goes through the proxy's metadata inspectors and is compared with the approved pins (read
+    /// only: nothing is pinned or approved by a scan). Servers come from --config, from one
+    /// client's config (--client), from the command after `--`, or else from every client config
+    /// `install` knows.
+    ///
+    /// Exit status:
+    ///   0  nothing found
+    ///   1  findings, none critical
+    ///   2  bad command line or config, or a server could not be scanned (did not start,
+    ///      timed out, broke the protocol); a critical finding still exits 3
+    ///   3  at least one critical finding
+    ///
+    /// Examples:
+    ///   mcp-watchdog scan
+    ///   mcp-watchdog scan --client claude-desktop
+    ///   mcp-watchdog scan --config watchdog.toml --json > scan.json
+    ///   mcp-watchdog scan --timeout 60 -- npx -y @modelcontextprotocol/server-everything
+    #[command(verbatim_doc_comment)]
+    Scan(ScanArgs),
+    /// What the watchdog sees: configured servers, sandbox, pins, recent alerts, the daemon.
+    ///
+    /// Without --config, lists the servers of every client config `install` would touch and
+    /// whether each runs through the watchdog.
+    ///
+    /// Exit status: 0 shown; 1 some part could not be read (a malformed client config, a
+    /// corrupt pins file, an unreadable audit log; said on stderr); 2 bad command line or config.
+    ///
+    /// Examples:
+    ///   mcp-watchdog status
+    ///   mcp-watchdog status --config watchdog.toml --alerts 20
+    ///   mcp-watchdog status --json | jq .pins
+    #[command(verbatim_doc_comment)]
+    Status(StatusArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -136,6 +173,66 @@ pub struct ScanTextArgs {
     pub method: String,
     /// The file to scan; `-` or nothing for standard input.
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ScanArgs {
+    /// watchdog.toml: scan its [[server]] entries under its policy and pins file.
+    #[arg(short, long, value_name = "FILE", conflicts_with_all = ["client", "server_command"])]
+    pub config: Option<PathBuf>,
+
+    /// Scan the servers in this client's config files (default: every client's).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "NAME",
+        conflicts_with = "server_command"
+    )]
+    pub client: Option<crate::clients::ClientChoice>,
+
+    /// One JSON document (servers → items → findings) on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds each step (start and initialize, each page of each list) may take.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    /// Pins file to compare with (default: `pins_file` of --config, else
+    /// $XDG_STATE_HOME/mcp-watchdog/pins.json). Only read.
+    #[arg(long, value_name = "FILE")]
+    pub pins: Option<PathBuf>,
+
+    /// Progress on stderr even when it is not a terminal; repeat for the servers' own stderr.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The stdio MCP server to scan, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub server_command: Vec<String>,
+}
+
+#[derive(Debug, Args, Default)]
+pub struct StatusArgs {
+    /// watchdog.toml: show its servers, and use its pins file and audit log.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// One JSON document instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// How many of the most recent alerts to show.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub alerts: usize,
+
+    /// Audit log to read (default: the config's, else $XDG_STATE_HOME/mcp-watchdog/audit.jsonl).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Pins file to read (default: the config's, else $XDG_STATE_HOME/mcp-watchdog/pins.json).
+    #[arg(long, value_name = "FILE")]
+    pub pins: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

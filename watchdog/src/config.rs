@@ -234,7 +234,7 @@ pub fn load_file(path: &Path) -> Result<FileConfig> {
         .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))
 }
 
-fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
+pub(crate) fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
     let configured = file.servers;
     let servers: Vec<ServerConfig> = if args.server_command.is_empty() {
         if configured.is_empty() {

@@ -21,6 +21,8 @@ pub mod supervisor;
 pub mod alerts_cmd;
 pub mod completions;
 pub mod run;
+pub mod scan;
 pub mod scan_text;
+pub mod status;
 
 pub use run::run;

@@ -30,6 +30,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Uninstall(args)) => crate::clients::uninstall::run(&args),
         Some(Command::Alerts(args)) => crate::alerts_cmd::run(&args),
         Some(Command::Completions { shell }) => crate::completions::run(shell),
+        Some(Command::Scan(args)) => crate::scan::run(&args),
+        Some(Command::Status(args)) => crate::status::run(&args),
         None => run_proxy(&cli.proxy),
     }
 }

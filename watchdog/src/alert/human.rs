@@ -79,7 +79,7 @@ pub fn human_line(alert: &Alert, colour: bool, window: Duration) -> String {
 
 /// Appends `text` with control and invisible formatting characters escaped: detail, method and
 /// server names can come from a hostile server, and must not drive the terminal or hide text.
-fn push_visible(out: &mut String, text: &str) {
+pub fn push_visible(out: &mut String, text: &str) {
     for ch in text.chars() {
         let code = ch as u32;
         let invisible =

@@ -15,6 +15,7 @@ pub mod install;
 pub mod jsonc;
 pub mod locations;
 pub mod report;
+pub mod servers;
 pub mod uninstall;
 pub mod vscode;
 pub mod windsurf;

@@ -290,7 +290,7 @@ fn class(kind: ItemKind, change: Change) -> String {
 
 /// The part of an item that is pinned. A resource's `size` and `annotations.lastModified` change
 /// whenever the file behind it does; they are data, not text addressed to the model.
-fn pinned_form(kind: ItemKind, item: &Value) -> Value {
+pub fn pinned_form(kind: ItemKind, item: &Value) -> Value {
     if kind != ItemKind::Resource {
         return item.clone();
     }

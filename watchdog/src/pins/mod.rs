@@ -13,6 +13,7 @@ pub mod diff;
 pub mod identity;
 pub mod judge;
 pub mod model;
+pub mod snapshot;
 pub mod store;
 
 pub use book::{Notice, PinBook};
