@@ -74,7 +74,26 @@ pub enum StderrEcho {
 /// Starts `command`, lists what it offers within `timeout` per step, and ends its process tree.
 pub async fn probe(command: &ServerCommand, timeout: Duration, echo: StderrEcho) -> Probe {
     let mut probe = Probe::default();
-    let mut child = match spawn_server(command) {
+    // A scanned server runs in the sandbox it would get behind the proxy (default scope).
+    let plan = crate::sandbox::scope::resolve(
+        &Default::default(),
+        command,
+        &crate::sandbox::scope::UserDirs::from_env(),
+    )
+    .map(|scope| crate::sandbox::SandboxPlan {
+        enabled: true,
+        scope,
+    });
+    let confinement = match plan
+        .and_then(|p| crate::sandbox::Confinement::prepare("scan", &p).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            probe.failure = Some(format!("sandbox: {e}"));
+            return probe;
+        }
+    };
+    let mut child = match spawn_server(command, &confinement) {
         Ok(child) => child,
         Err(e) => {
             probe.failure = Some(e.to_string());

@@ -19,9 +19,24 @@ pub trait StartCheck {
 
 /// Every start-time check, in the order they run.
 pub fn start_checks() -> Vec<Box<dyn StartCheck>> {
-    // SUPPLY-CHAIN (typosquatted and homoglyph names of well-known MCP packages) is being written
-    // separately and is not in this build yet; it joins this list when it lands.
-    Vec::new()
+    vec![Box::new(SupplyChain)]
+}
+
+/// SUPPLY-CHAIN: typosquatted, homoglyph and impersonating names of well-known MCP packages, under
+/// the default policy (the proxy runs the same check at start).
+struct SupplyChain;
+
+impl StartCheck for SupplyChain {
+    fn name(&self) -> &'static str {
+        crate::analyze::supply_chain::SUPPLY_CHAIN
+    }
+
+    fn check(&self, server: &str, command: &ServerCommand) -> Vec<Alert> {
+        crate::analyze::supply_chain::check_servers(
+            &crate::policy::Policy::default(),
+            std::iter::once((server, command.program.as_str(), &command.args[..])),
+        )
+    }
 }
 
 /// The findings of every check on one server.

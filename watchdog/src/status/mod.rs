@@ -336,7 +336,10 @@ fn render(s: &Status) -> String {
     }
     let _ = writeln!(out, "sandbox:");
     let _ = writeln!(out, "  Landlock: {}", s.sandbox.landlock);
-    let _ = writeln!(out, "  servers are not sandboxed by this build yet");
+    let _ = writeln!(
+        out,
+        "  every server is confined at spawn: Landlock write scope (where available) and a seccomp filter refusing io_uring; `sandbox = false` turns it off per server"
+    );
     let _ = writeln!(out, "  kernel monitor: {}", s.sandbox.kernel_monitor);
     let p = &s.pins;
     let _ = write!(out, "pins: ");
