@@ -50,6 +50,12 @@ pub fn inspect_probe(pipeline: &Pipeline, server: &str, probe: &Probe) -> Vec<It
         let Some((kind, array, key_field)) = ItemKind::of_list_method(listing.method) else {
             continue;
         };
+        // Whole pages first, their findings set aside: inspectors that learn what a server offers
+        // (SHADOW knows a server's own tool names from its lists) must have seen the full listing
+        // before one item is judged alone, as they would behind the proxy.
+        for page in &listing.pages {
+            inspect_result(pipeline, server, listing.method, page);
+        }
         for page in &listing.pages {
             let entries = page.get(array).and_then(Value::as_array);
             for (index, entry) in entries.into_iter().flatten().enumerate() {
