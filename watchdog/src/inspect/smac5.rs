@@ -131,7 +131,10 @@ const TRIGGERS: &[&str] = &[
     "system message",
     "developer message",
     "conversation",
-    "history",
+    // `history` alone is in every other paragraph of prose; the patterns only ever want it after
+    // one of these (`chat history`, `message history`, `user's history`).
+    "chat",
+    "message",
     "previous messages",
     "user's",
     // credentials
