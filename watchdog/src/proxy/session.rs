@@ -966,19 +966,7 @@ impl Session {
             "Upstream server exited"
         };
         for (_, p) in self.pending.take_all(upstream) {
-            match p.origin {
-                Origin::Part { group } => self.part_done(
-                    group,
-                    Part {
-                        upstream,
-                        answer: PartAnswer::Gone,
-                    },
-                    ctx,
-                ),
-                origin => {
-                    self.fail_origin(origin, upstream, code::UPSTREAM_UNAVAILABLE, message, ctx)
-                }
-            }
+            self.give_up(p.origin, upstream, message, ctx);
         }
         self.server_requests.orphan_all(upstream);
         self.check_drained();
@@ -993,24 +981,24 @@ impl Session {
             .as_ref()
             .and_then(|id| self.pending.take(upstream, id))
         {
-            match p.origin {
-                Origin::Part { group } => self.part_done(
-                    group,
-                    Part {
-                        upstream,
-                        answer: PartAnswer::Gone,
-                    },
-                    ctx,
-                ),
-                origin => self.fail_origin(
-                    origin,
-                    upstream,
-                    code::UPSTREAM_UNAVAILABLE,
-                    "Upstream server unavailable",
-                    ctx,
-                ),
-            }
+            self.give_up(p.origin, upstream, "Upstream server unavailable", ctx);
             self.check_drained();
+        }
+    }
+
+    /// A request its upstream will never answer: a fan-out part counts as gone, anyone else waiting
+    /// gets an "unavailable" error with `message`.
+    fn give_up(&mut self, origin: Origin, upstream: usize, message: &str, ctx: &mut Context<Self>) {
+        match origin {
+            Origin::Part { group } => self.part_done(
+                group,
+                Part {
+                    upstream,
+                    answer: PartAnswer::Gone,
+                },
+                ctx,
+            ),
+            origin => self.fail_origin(origin, upstream, code::UPSTREAM_UNAVAILABLE, message, ctx),
         }
     }
 
@@ -1020,23 +1008,12 @@ impl Session {
         for upstream in 0..self.upstreams.len() {
             for (_, p) in self.pending.take_all(upstream) {
                 abandoned += 1;
-                match p.origin {
-                    Origin::Part { group } => self.part_done(
-                        group,
-                        Part {
-                            upstream,
-                            answer: PartAnswer::Gone,
-                        },
-                        ctx,
-                    ),
-                    origin => self.fail_origin(
-                        origin,
-                        upstream,
-                        code::UPSTREAM_UNAVAILABLE,
-                        "Shutting down: the server did not answer in time",
-                        ctx,
-                    ),
-                }
+                self.give_up(
+                    p.origin,
+                    upstream,
+                    "Shutting down: the server did not answer in time",
+                    ctx,
+                );
             }
         }
         if abandoned > 0 {
