@@ -83,8 +83,10 @@ impl OAuth {
         OAuth {
             servers,
             fallback: ServerAuth::default(),
+            // A DFA: scanned over every response, it must cost about a byte a cycle.
             triggers: AhoCorasick::builder()
                 .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                 .build(TRIGGERS)
                 .expect("literals build"),
         }
