@@ -69,6 +69,19 @@ pub trait Inspector: Send + Sync {
         true
     }
 
+    /// Trigger literals (ASCII case-insensitive) for messages going `direction`. An inspector that
+    /// has them is woken by the pipeline's one shared scan of each message instead of scanning the
+    /// message itself; [`Inspector::prefilter_beyond_literals`] then covers what literals cannot.
+    fn literals(&self, _direction: crate::alert::Direction) -> Option<Vec<String>> {
+        None
+    }
+
+    /// With [`Inspector::literals`]: whether the message concerns this inspector although none of
+    /// its literals occur in it.
+    fn prefilter_beyond_literals(&self, _meta: &SubjectMeta<'_>, _raw: &[u8]) -> bool {
+        false
+    }
+
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings);
 
     /// Messages held back earlier that are due at `now`. Inspectors have no timers; the session

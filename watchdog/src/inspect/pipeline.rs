@@ -1,9 +1,11 @@
 //! Runs the inspectors over one message and turns their findings into one outcome.
 
 use super::{Findings, Inspector, Subject, SubjectMeta};
-use crate::alert::{ActionTaken, Alert, Severity};
+use crate::alert::{ActionTaken, Alert, Direction, Severity};
 use crate::policy::Policy;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use bytes::Bytes;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 #[derive(Debug, PartialEq)]
@@ -36,17 +38,90 @@ pub const INSPECTOR_FAULT: &str = "INSPECTOR-FAULT";
 pub struct Pipeline {
     inspectors: Vec<Box<dyn Inspector>>,
     policy: Policy,
+    to_server: SharedLiterals,
+    to_client: SharedLiterals,
+}
+
+/// Every inspector's trigger literals for one direction in one automaton: a message is scanned
+/// once, not once per inspector (a scan of 64 KiB costs as much as the rest of the fast path).
+struct SharedLiterals {
+    automaton: Option<AhoCorasick>,
+    /// For each literal, the inspectors (indices) it wakes.
+    owners: Vec<Vec<usize>>,
+    /// Which inspectors are woken this way.
+    users: Vec<bool>,
+}
+
+impl SharedLiterals {
+    fn new(inspectors: &[Box<dyn Inspector>], direction: Direction) -> Self {
+        let mut by_literal: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut users = vec![false; inspectors.len()];
+        for (i, inspector) in inspectors.iter().enumerate() {
+            let Some(literals) = inspector.literals(direction) else {
+                continue;
+            };
+            users[i] = true;
+            for l in literals {
+                let owners = by_literal.entry(l.to_ascii_lowercase()).or_default();
+                if !owners.contains(&i) {
+                    owners.push(i);
+                }
+            }
+        }
+        let (literals, owners): (Vec<String>, Vec<Vec<usize>>) = by_literal.into_iter().unzip();
+        let automaton = (!literals.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&literals)
+                .expect("trigger literals build")
+        });
+        SharedLiterals {
+            automaton,
+            owners,
+            users,
+        }
+    }
+
+    /// Which inspectors' literals occur in `raw`.
+    fn woken(&self, raw: &[u8]) -> Vec<bool> {
+        let mut woken = vec![false; self.users.len()];
+        let Some(automaton) = &self.automaton else {
+            return woken;
+        };
+        let wanted = self.users.iter().filter(|u| **u).count();
+        let mut found = 0;
+        for m in automaton.find_overlapping_iter(raw) {
+            for &i in &self.owners[m.pattern().as_usize()] {
+                if !woken[i] {
+                    woken[i] = true;
+                    found += 1;
+                }
+            }
+            if found == wanted {
+                break;
+            }
+        }
+        woken
+    }
 }
 
 impl Pipeline {
     pub fn new(policy: Policy, inspectors: Vec<Box<dyn Inspector>>) -> Self {
-        Pipeline { inspectors, policy }
+        Pipeline {
+            to_server: SharedLiterals::new(&inspectors, Direction::ClientToServer),
+            to_client: SharedLiterals::new(&inspectors, Direction::ServerToClient),
+            inspectors,
+            policy,
+        }
     }
 
     /// Adds inspectors after the ones already there (stateful ones the stateless pipeline leaves
     /// out).
     pub fn extend(&mut self, more: Vec<Box<dyn Inspector>>) {
         self.inspectors.extend(more);
+        self.to_server = SharedLiterals::new(&self.inspectors, Direction::ClientToServer);
+        self.to_client = SharedLiterals::new(&self.inspectors, Direction::ServerToClient);
     }
 
     pub fn policy(&self) -> &Policy {
@@ -64,8 +139,22 @@ impl Pipeline {
     pub fn inspect(&self, meta: SubjectMeta<'_>, raw: &[u8]) -> Inspection {
         let mut subject = Subject::new(meta, raw);
         let mut findings = Findings::default();
-        for inspector in &self.inspectors {
-            if !inspector.applies(&meta, &self.policy) || !inspector.prefilter(&meta, raw) {
+        let shared = match meta.direction {
+            Direction::ClientToServer => &self.to_server,
+            Direction::ServerToClient => &self.to_client,
+        };
+        let mut woken: Option<Vec<bool>> = None;
+        for (i, inspector) in self.inspectors.iter().enumerate() {
+            if !inspector.applies(&meta, &self.policy) {
+                continue;
+            }
+            let concerned = if shared.users[i] {
+                woken.get_or_insert_with(|| shared.woken(raw))[i]
+                    || inspector.prefilter_beyond_literals(&meta, raw)
+            } else {
+                inspector.prefilter(&meta, raw)
+            };
+            if !concerned {
                 continue;
             }
             let ran = catch_unwind(AssertUnwindSafe(|| {
@@ -195,5 +284,51 @@ mod tests {
                 br#"{"id":1,"method":"m","params":{"t":"SHOUT"}}"#
             ))
         );
+    }
+
+    /// Wakes on `needle` (any case) going to the client, or on a raw `!` beyond its literals.
+    struct Needle(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Inspector for Needle {
+        fn name(&self) -> &'static str {
+            "needle"
+        }
+        fn applies(&self, _: &SubjectMeta<'_>, _: &Policy) -> bool {
+            true
+        }
+        fn prefilter(&self, _: &SubjectMeta<'_>, _: &[u8]) -> bool {
+            unreachable!("the shared scan decides for an inspector with literals")
+        }
+        fn literals(&self, direction: Direction) -> Option<Vec<String>> {
+            (direction == Direction::ServerToClient).then(|| vec!["needle".to_string()])
+        }
+        fn prefilter_beyond_literals(&self, _: &SubjectMeta<'_>, raw: &[u8]) -> bool {
+            raw.contains(&b'!')
+        }
+        fn inspect(&self, _: &mut Subject<'_>, _: &Policy, _: &mut Findings) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn inspectors_with_literals_run_only_when_the_shared_scan_or_their_own_check_wakes_them() {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let p = Pipeline::new(Policy::default(), vec![Box::new(Needle(runs.clone()))]);
+        let to_client = SubjectMeta {
+            direction: Direction::ServerToClient,
+            ..meta()
+        };
+        for (raw, expected) in [
+            (&br#"{"id":1,"result":"hay"}"#[..], 0usize),
+            (br#"{"id":1,"result":"a NeEdLe here"}"#, 1),
+            (br#"{"id":1,"result":"hay!"}"#, 2),
+        ] {
+            p.inspect(to_client, raw);
+            assert_eq!(
+                runs.load(std::sync::atomic::Ordering::Relaxed),
+                expected,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 }

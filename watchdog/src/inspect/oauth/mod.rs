@@ -158,6 +158,11 @@ impl Inspector for OAuth {
         self.triggers.is_match(raw)
     }
 
+    fn literals(&self, direction: Direction) -> Option<Vec<String>> {
+        (direction == Direction::ServerToClient)
+            .then(|| TRIGGERS.iter().map(|t| t.to_string()).collect())
+    }
+
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
         let auth = self
             .servers

@@ -30,6 +30,7 @@ struct DirectionSet {
     triggers: AhoCorasick,
     /// For each trigger literal, the detectors (indices into `detectors`) it wakes.
     owners: Vec<Vec<usize>>,
+    literals: Vec<String>,
 }
 
 impl DirectionSet {
@@ -57,6 +58,7 @@ impl DirectionSet {
             members,
             triggers,
             owners,
+            literals,
         }
     }
 }
@@ -280,6 +282,17 @@ impl Inspector for TextInspector {
 
     fn prefilter(&self, meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
         self.worth_a_look(self.set(meta.direction), raw)
+    }
+
+    fn literals(&self, direction: Direction) -> Option<Vec<String>> {
+        Some(self.set(direction).literals.clone())
+    }
+
+    fn prefilter_beyond_literals(&self, meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
+        let set = self.set(meta.direction);
+        set.members
+            .iter()
+            .any(|&i| self.detectors[i].raw_check(raw))
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
