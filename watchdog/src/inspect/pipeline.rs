@@ -69,10 +69,16 @@ impl SharedLiterals {
             }
         }
         let (literals, owners): (Vec<String>, Vec<Vec<usize>>) = by_literal.into_iter().unzip();
+        // Results can be megabytes and want a DFA; requests are small, and a compact automaton
+        // that builds in a fraction of the time (startup) and memory serves them as well.
+        let kind = match direction {
+            Direction::ServerToClient => AhoCorasickKind::DFA,
+            Direction::ClientToServer => AhoCorasickKind::ContiguousNFA,
+        };
         let automaton = (!literals.is_empty()).then(|| {
             AhoCorasick::builder()
                 .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
+                .kind(Some(kind))
                 .build(&literals)
                 .expect("trigger literals build")
         });

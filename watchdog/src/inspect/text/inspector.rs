@@ -48,10 +48,11 @@ impl DirectionSet {
             }
         }
         let (literals, owners): (Vec<String>, Vec<Vec<usize>>) = by_literal.into_iter().unzip();
-        // A DFA: hundreds of literals, scanned over every message, must cost about a byte a cycle.
+        // The pipeline's shared DFA scans every message; this compact automaton (quick to build, small
+        // in memory) only reads the strings of messages that scan woke the inspector for.
         let triggers = AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
+            .kind(Some(AhoCorasickKind::ContiguousNFA))
             .build(&literals)
             .expect("trigger literals build");
         DirectionSet {
