@@ -86,6 +86,26 @@ struct Group {
     parts: Vec<Part>,
 }
 
+/// What the inspectors make of a message on its way.
+enum Verdict {
+    /// Forward it with the bytes it came with.
+    Unchanged,
+    /// Forward this rewritten copy.
+    Rewritten(Message),
+    /// Do not forward it.
+    Stopped(Stop),
+}
+
+enum Stop {
+    /// The requester gets an error (with `message`, or a generic one), or `answer` as a result.
+    Blocked {
+        message: Option<String>,
+        answer: Option<Value>,
+    },
+    /// The requester gets this `result` in the recipient's name.
+    Answered(Bytes),
+}
+
 pub struct Session {
     upstreams: Vec<UpstreamLink>,
     prefixes: Vec<String>,
@@ -170,6 +190,45 @@ impl Session {
             raw: raw.clone(),
             blocked,
         });
+    }
+
+    /// Runs the inline inspectors over a message on its way to or from `upstream` and raises
+    /// their alerts.
+    fn run_inspectors(
+        &self,
+        upstream: usize,
+        direction: Direction,
+        kind: Kind,
+        method: Option<&str>,
+        id: Option<&Id>,
+        raw: &[u8],
+    ) -> Verdict {
+        let name = self.upstreams[upstream].name.clone();
+        let meta = SubjectMeta {
+            direction,
+            server: &name,
+            kind,
+            method,
+            id,
+        };
+        let inspection = self.pipeline.inspect(meta, raw);
+        self.raise(inspection.alerts);
+        match inspection.outcome {
+            Outcome::Pass => Verdict::Unchanged,
+            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
+                Ok(m) => Verdict::Rewritten(m),
+                // A rewrite is a serialized JSON value; should one ever not be JSON-RPC, the
+                // message is stopped, never forwarded unchecked.
+                Err(_) => Verdict::Stopped(Stop::Blocked {
+                    message: None,
+                    answer: None,
+                }),
+            },
+            Outcome::Block {
+                message, answer, ..
+            } => Verdict::Stopped(Stop::Blocked { message, answer }),
+            Outcome::Answer(result) => Verdict::Stopped(Stop::Answered(result)),
+        }
     }
 
     // ---- output -------------------------------------------------------------------------
@@ -370,32 +429,18 @@ impl Session {
         } else {
             msg
         };
-        let name = self.upstreams[upstream].name.clone();
-        let meta = SubjectMeta {
-            direction: Direction::ClientToServer,
-            server: &name,
-            kind: Kind::Request,
-            method: Some(&method),
-            id: Some(&upstream_id),
-        };
-        let inspection = self.pipeline.inspect(meta, &msg.raw);
-        self.raise(inspection.alerts);
-        match inspection.outcome {
-            Outcome::Pass => {}
-            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
-                Ok(rewritten) => msg = rewritten,
-                Err(_) => {
-                    self.fail_origin(
-                        origin,
-                        upstream,
-                        code::INTERNAL_ERROR,
-                        "Internal error",
-                        ctx,
-                    );
-                    return;
-                }
-            },
-            Outcome::Block { message, .. } => {
+        let verdict = self.run_inspectors(
+            upstream,
+            Direction::ClientToServer,
+            Kind::Request,
+            Some(&method),
+            Some(&upstream_id),
+            &msg.raw,
+        );
+        match verdict {
+            Verdict::Unchanged => {}
+            Verdict::Rewritten(rewritten) => msg = rewritten,
+            Verdict::Stopped(Stop::Blocked { message, .. }) => {
                 self.observe(
                     upstream,
                     Direction::ClientToServer,
@@ -408,7 +453,7 @@ impl Session {
                 self.fail_origin(origin, upstream, code::BLOCKED, message, ctx);
                 return;
             }
-            Outcome::Answer(result) => {
+            Verdict::Stopped(Stop::Answered(result)) => {
                 self.observe(
                     upstream,
                     Direction::ClientToServer,
@@ -581,24 +626,19 @@ impl Session {
     }
 
     fn forward_notification(&mut self, upstream: usize, msg: Message) {
-        let name = self.upstreams[upstream].name.clone();
-        let meta = SubjectMeta {
-            direction: Direction::ClientToServer,
-            server: &name,
-            kind: Kind::Notification,
-            method: msg.method(),
-            id: None,
-        };
-        let inspection = self.pipeline.inspect(meta, &msg.raw);
-        self.raise(inspection.alerts);
-        let msg = match inspection.outcome {
-            Outcome::Pass => msg,
-            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
-                Ok(m) => m,
-                Err(_) => return,
-            },
+        let verdict = self.run_inspectors(
+            upstream,
+            Direction::ClientToServer,
+            Kind::Notification,
+            msg.method(),
+            None,
+            &msg.raw,
+        );
+        let msg = match verdict {
+            Verdict::Unchanged => msg,
+            Verdict::Rewritten(m) => m,
             // Nobody waits for an answer to a notification.
-            Outcome::Block { .. } | Outcome::Answer(_) => return,
+            Verdict::Stopped(_) => return,
         };
         self.observe(
             upstream,
@@ -644,28 +684,24 @@ impl Session {
         } else {
             m
         };
-        let name = self.upstreams[upstream].name.clone();
-        let meta = SubjectMeta {
-            direction: Direction::ClientToServer,
-            server: &name,
-            kind: msg.kind,
-            method: None,
-            id: Some(&upstream_id),
+        let verdict = self.run_inspectors(
+            upstream,
+            Direction::ClientToServer,
+            msg.kind,
+            None,
+            Some(&upstream_id),
+            &msg.raw,
+        );
+        let msg = match verdict {
+            Verdict::Unchanged => msg,
+            Verdict::Rewritten(m) => m,
+            Verdict::Stopped(_) => Message::parse_object(error_response(
+                Some(&upstream_id),
+                code::BLOCKED,
+                BLOCKED_MESSAGE,
+            ))
+            .expect("valid error"),
         };
-        let inspection = self.pipeline.inspect(meta, &msg.raw);
-        self.raise(inspection.alerts);
-        let msg =
-            match inspection.outcome {
-                Outcome::Pass => msg,
-                Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
-                    Ok(m) => m,
-                    Err(_) => return,
-                },
-                Outcome::Block { .. } | Outcome::Answer(_) => Message::parse_object(
-                    error_response(Some(&upstream_id), code::BLOCKED, BLOCKED_MESSAGE),
-                )
-                .expect("valid error"),
-            };
         self.observe(
             upstream,
             Direction::ClientToServer,
@@ -746,23 +782,18 @@ impl Session {
 
     fn server_request(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
         let upstream_id = m.id.clone().expect("requests have ids");
-        let name = self.upstreams[upstream].name.clone();
-        let meta = SubjectMeta {
-            direction: Direction::ServerToClient,
-            server: &name,
-            kind: Kind::Request,
-            method: m.method(),
-            id: Some(&upstream_id),
-        };
-        let inspection = self.pipeline.inspect(meta, &m.raw);
-        self.raise(inspection.alerts);
-        let msg = match inspection.outcome {
-            Outcome::Pass => m,
-            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
-                Ok(m) => m,
-                Err(_) => return,
-            },
-            Outcome::Block { answer, .. } => {
+        let verdict = self.run_inspectors(
+            upstream,
+            Direction::ServerToClient,
+            Kind::Request,
+            m.method(),
+            Some(&upstream_id),
+            &m.raw,
+        );
+        let msg = match verdict {
+            Verdict::Unchanged => m,
+            Verdict::Rewritten(m) => m,
+            Verdict::Stopped(Stop::Blocked { answer, .. }) => {
                 self.observe(
                     upstream,
                     Direction::ServerToClient,
@@ -781,7 +812,7 @@ impl Session {
                 );
                 return;
             }
-            Outcome::Answer(result) => {
+            Verdict::Stopped(Stop::Answered(result)) => {
                 // Answered in the client's name (e.g. an elicitation declined for the user): the
                 // client never sees the request.
                 self.observe(
@@ -828,23 +859,18 @@ impl Session {
     }
 
     fn server_notification(&mut self, upstream: usize, m: Message, ctx: &mut Context<Self>) {
-        let name = self.upstreams[upstream].name.clone();
-        let meta = SubjectMeta {
-            direction: Direction::ServerToClient,
-            server: &name,
-            kind: Kind::Notification,
-            method: m.method(),
-            id: None,
-        };
-        let inspection = self.pipeline.inspect(meta, &m.raw);
-        self.raise(inspection.alerts);
-        let mut msg = match inspection.outcome {
-            Outcome::Pass => m,
-            Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {
-                Ok(m) => m,
-                Err(_) => return,
-            },
-            Outcome::Block { .. } | Outcome::Answer(_) => {
+        let verdict = self.run_inspectors(
+            upstream,
+            Direction::ServerToClient,
+            Kind::Notification,
+            m.method(),
+            None,
+            &m.raw,
+        );
+        let mut msg = match verdict {
+            Verdict::Unchanged => m,
+            Verdict::Rewritten(m) => m,
+            Verdict::Stopped(_) => {
                 self.observe(
                     upstream,
                     Direction::ServerToClient,
@@ -903,24 +929,20 @@ impl Session {
             .evidence(&m.raw)]);
             return;
         };
-        let meta = SubjectMeta {
-            direction: Direction::ServerToClient,
-            server: &name,
-            kind: m.kind,
-            method: Some(&pending.method),
-            id: m.id.as_ref(),
-        };
-        let inspection = self.pipeline.inspect(meta, &m.raw);
-        self.raise(inspection.alerts);
-        let blocked = matches!(
-            inspection.outcome,
-            Outcome::Block { .. } | Outcome::Answer(_)
+        let verdict = self.run_inspectors(
+            upstream,
+            Direction::ServerToClient,
+            m.kind,
+            Some(&pending.method),
+            m.id.as_ref(),
+            &m.raw,
         );
-        let forwarded = match inspection.outcome {
-            Outcome::Pass => Some(m),
-            Outcome::Rewrite(bytes) => Message::parse_object(bytes).ok(),
+        let blocked = matches!(verdict, Verdict::Stopped(_));
+        let forwarded = match verdict {
+            Verdict::Unchanged => Some(m),
+            Verdict::Rewritten(m) => Some(m),
             // A response answers nothing further: an answer for it means stop it.
-            Outcome::Block { .. } | Outcome::Answer(_) => None,
+            Verdict::Stopped(_) => None,
         };
         self.observe(
             upstream,
