@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod demo;
+pub mod fsmon;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod mcp;
