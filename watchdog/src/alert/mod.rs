@@ -11,5 +11,5 @@ pub mod sink;
 pub use aggregate::{RepeatAggregator, DEFAULT_REPEAT_WINDOW};
 pub use audit::{default_audit_path, verify, AuditLog, VerifyError, VerifyErrorKind, VerifyReport};
 pub use human::{colour_enabled, colour_enabled_for_stderr, human_line};
-pub use model::{ActionTaken, Alert, Direction, Severity};
+pub use model::{ActionTaken, Alert, Direction, FsRecord, Severity};
 pub use sink::{AlertPipeline, AlertSink, AlertSinkConfig, FlushAlerts, RaiseAlert, StderrStyle};

@@ -105,6 +105,25 @@ pub struct Alert {
     /// Lets stderr and the audit log record a flood without growing per repeat.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub repeats: u64,
+    /// For filesystem alerts (SCOPE-L4): who did what where, as the kernel monitor saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs: Option<FsRecord>,
+}
+
+/// The attributed filesystem operation behind a SCOPE-L4 alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsRecord {
+    pub pid: u32,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub operation: String,
+    /// Normalized: `..` removed, symbolic links of the existing part resolved.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path2: Option<String>,
+    /// allowed, failed (…), denied or killed.
+    pub outcome: String,
+    pub backend: String,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -134,6 +153,7 @@ impl Alert {
             evidence_sha256: None,
             excerpt: None,
             repeats: 0,
+            fs: None,
         }
     }
 
@@ -149,6 +169,11 @@ impl Alert {
 
     pub fn method(mut self, method: Option<&str>) -> Self {
         self.method = method.map(str::to_owned);
+        self
+    }
+
+    pub fn fs(mut self, record: FsRecord) -> Self {
+        self.fs = Some(record);
         self
     }
 

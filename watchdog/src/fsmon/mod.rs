@@ -11,6 +11,8 @@
 //! proxy on the machine.
 
 pub mod event;
+pub mod judge;
+pub mod monitor;
 
 use self::event::{BackendKind, FsEvent};
 use std::io;
