@@ -55,6 +55,15 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub no_sandbox: bool,
 
+    /// Deny sensitive opens and kill a server whose tree writes outside its scope (root or the
+    /// daemon; same as `strict = true`).
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Filesystem monitor backend (default: the best that works here).
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub fs_backend: Option<crate::fsmon::probe::BackendChoice>,
+
     /// The stdio MCP server to wrap, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub server_command: Vec<String>,

@@ -47,6 +47,12 @@ pub struct FileConfig {
     pub semantic: crate::analyze::semantic::SemanticConfig,
     /// Landlock + seccomp confinement of every server (default on; a server's own setting wins).
     pub sandbox: Option<bool>,
+    /// Strict mode: sensitive opens denied and servers that breach their scope killed (needs root
+    /// or the daemon).
+    #[serde(default)]
+    pub strict: bool,
+    /// Filesystem monitor backend: auto (default), ebpf, fanotify, inotify, daemon or off.
+    pub fs_backend: Option<crate::fsmon::probe::BackendChoice>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -210,6 +216,8 @@ pub struct Settings {
     pub flow: crate::analyze::flow::FlowConfig,
     pub drift: crate::analyze::drift::DriftConfig,
     pub semantic: crate::analyze::semantic::SemanticConfig,
+    pub strict: bool,
+    pub fs_backend: crate::fsmon::probe::BackendChoice,
 }
 
 impl Settings {
@@ -310,14 +318,11 @@ pub(crate) fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
             cwd: s.cwd,
         };
         let enabled = !args.no_sandbox && s.sandbox.or(file.sandbox).unwrap_or(true);
-        let sandbox = if enabled {
-            SandboxPlan {
-                enabled,
-                scope: scope::resolve(&s.scope, &command, &user)
-                    .map_err(|e| anyhow::anyhow!("server `{}`: {e}", s.name))?,
-            }
-        } else {
-            SandboxPlan::default()
+        // Resolved even without the sandbox: the filesystem monitor judges writes against it.
+        let sandbox = SandboxPlan {
+            enabled,
+            scope: scope::resolve(&s.scope, &command, &user)
+                .map_err(|e| anyhow::anyhow!("server `{}`: {e}", s.name))?,
         };
         resolved.push(Server {
             prefix,
@@ -367,6 +372,8 @@ pub(crate) fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
         flow: file.flow,
         drift: file.drift,
         semantic: file.semantic,
+        strict: args.strict || file.strict,
+        fs_backend: args.fs_backend.or(file.fs_backend).unwrap_or_default(),
     })
 }
 

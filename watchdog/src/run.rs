@@ -4,6 +4,12 @@ use crate::alert::{self, AlertSink, AlertSinkConfig, RaiseAlert, StderrStyle};
 use crate::analyze::Analyzers;
 use crate::cli::{AuditCommand, Cli, Command, PinsArgs, PinsCommand, ProxyArgs};
 use crate::config::Settings;
+use crate::fsmon::{
+    self,
+    event::BackendKind,
+    monitor::FsMonitor,
+    probe::{probe, BackendChoice},
+};
 use crate::jsonrpc::frame_stream;
 use crate::proxy::session::{Session, SessionParts, UpstreamLink};
 use crate::proxy::stdio;
@@ -213,6 +219,50 @@ fn analyzers(settings: &Settings, alerts: &Addr<AlertSink>) -> Analyzers {
     analyzers
 }
 
+/// Probes the filesystem backends and starts the monitor, following every child of this process
+/// from fork. Strict mode without a backend that attributes writes to processes is refused: it
+/// could not do what it promises.
+fn fs_monitor(
+    settings: &Settings,
+    alerts: &Addr<AlertSink>,
+) -> anyhow::Result<Option<Addr<FsMonitor>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(fsmon::EVENT_QUEUE);
+    let mut probed = probe(settings.fs_backend, fsmon::candidates(), &tx);
+    drop(tx);
+    tracing::info!("{}", probed.summary());
+    let attributes = probed
+        .backend
+        .as_ref()
+        .is_some_and(|b| b.kind() != BackendKind::Inotify);
+    if settings.strict && !attributes {
+        anyhow::bail!(
+            "strict mode needs a filesystem backend that names the writing process (eBPF or \
+             fanotify as root, or a running `mcp-watchdog daemon`); {}",
+            probed.summary()
+        );
+    }
+    if settings.fs_backend == BackendChoice::Auto && !attributes {
+        eprintln!(
+            "mcp-watchdog: note: filesystem writes are not attributed to processes here (root or a \
+             running `mcp-watchdog daemon` would); {}",
+            probed.summary()
+        );
+    }
+    let Some(backend) = probed.backend.as_mut() else {
+        if !matches!(
+            settings.fs_backend,
+            BackendChoice::Auto | BackendChoice::Off
+        ) {
+            anyhow::bail!("--fs-backend {}: {}", settings.fs_backend, probed.summary());
+        }
+        return Ok(None);
+    };
+    backend.add_spawner(std::process::id())?;
+    Ok(Some(
+        FsMonitor::new(probed.backend, rx, alerts.clone().recipient()).start(),
+    ))
+}
+
 /// Starts every actor; runs inside the actix system.
 fn start(settings: Settings) -> anyhow::Result<()> {
     if let Err(e) = become_subreaper() {
@@ -225,6 +275,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
     for a in crate::analyze::supply_chain::check_settings(&settings) {
         alerts.do_send(RaiseAlert(a));
     }
+    let fs_monitor = fs_monitor(&settings, &alerts)?;
     let (client_out, client_writer) = stdio::spawn_line_writer(stdio::stdout());
     let supervisor_ctx = Context::<Supervisor>::new();
     let mut session_ctx = Context::<Session>::new();
@@ -239,6 +290,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
                 alerts.clone(),
                 trees.clone(),
             )
+            .with_fs_monitor(fs_monitor.clone())
             .start()
         })
         .collect();

@@ -13,6 +13,7 @@
 pub mod event;
 pub mod judge;
 pub mod monitor;
+pub mod probe;
 
 use self::event::{BackendKind, FsEvent};
 use std::io;
@@ -42,6 +43,11 @@ pub type EventSender = mpsc::Sender<FsEvent>;
 pub trait Backend: Send {
     fn kind(&self) -> BackendKind;
 
+    /// How `status` and the log name it (e.g. "ebpf", "daemon at /run/… (ebpf)").
+    fn describe(&self) -> String {
+        self.kind().to_string()
+    }
+
     /// Follows every process `spawner` forks from now on (and their descendants), each child as
     /// the root of its own tree.
     fn add_spawner(&mut self, spawner: u32) -> io::Result<()>;
@@ -51,4 +57,12 @@ pub trait Backend: Send {
 
     /// Forgets a tree once its root has been reaped.
     fn unwatch(&mut self, root_pid: u32);
+}
+
+/// Events in flight from a backend to the monitor, at most.
+pub const EVENT_QUEUE: usize = 8192;
+
+/// Every backend this build has, best first.
+pub fn candidates() -> &'static [(probe::BackendChoice, probe::Starter)] {
+    &[]
 }

@@ -9,15 +9,20 @@ use super::terminate::terminate_tree;
 use crate::alert::rules::SUPERVISION;
 use crate::alert::{ActionTaken, Alert, AlertSink, RaiseAlert, Severity};
 use crate::config::{Server, Settings};
+use crate::fsmon::monitor::{FsMonitor, Quarantine, UnwatchTree, WatchTree};
+use crate::fsmon::WatchScope;
 use crate::jsonrpc::{frame_stream, Frame, Id, Kind, Message, Parsed};
 use crate::mcp::methods::{INITIALIZE, INITIALIZED};
 use crate::proxy::session::{UpstreamEvent, UpstreamEventKind};
 use crate::proxy::stdio::spawn_line_writer;
+use crate::sandbox::scope::{RUNTIME_WRITE_DIRS, RUNTIME_WRITE_FILES};
+use crate::sandbox::sensitive::{real_path, SensitiveSet};
 use crate::sandbox::{first_unavailable_notice, Confinement, LandlockState, SCOPE_L4};
 use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,6 +106,10 @@ pub struct Upstream {
     initialized: Option<Message>,
     last_status: Option<ExitStatus>,
     stop_waiters: Vec<oneshot::Sender<Option<ExitStatus>>>,
+    fs: Option<Addr<FsMonitor>>,
+    strict: bool,
+    /// Killed by strict mode: never restarted.
+    quarantined: bool,
 }
 
 impl Upstream {
@@ -132,6 +141,33 @@ impl Upstream {
             initialized: None,
             last_status: None,
             stop_waiters: Vec::new(),
+            fs: None,
+            strict: settings.strict,
+            quarantined: false,
+        }
+    }
+
+    /// Has every life's process tree watched by the filesystem monitor.
+    pub fn with_fs_monitor(mut self, monitor: Option<Addr<FsMonitor>>) -> Self {
+        self.fs = monitor;
+        self
+    }
+
+    /// What the filesystem monitor holds this life's tree to.
+    fn watch_scope(&self, confinement: &Confinement) -> WatchScope {
+        let runtime = RUNTIME_WRITE_DIRS.iter().chain(RUNTIME_WRITE_FILES);
+        WatchScope {
+            write: self
+                .server
+                .sandbox
+                .scope
+                .write
+                .iter()
+                .cloned()
+                .chain(confinement.tmpdir().map(real_path))
+                .chain(runtime.map(PathBuf::from))
+                .collect(),
+            sensitive: SensitiveSet::from_env().paths().to_vec(),
         }
     }
 
@@ -173,6 +209,15 @@ impl Upstream {
         };
         let tree = ProcessTree::new(child.id().unwrap_or_default());
         self.trees.register(&self.name, tree.clone());
+        if let Some(fs) = &self.fs {
+            fs.do_send(WatchTree {
+                root_pid: tree.root(),
+                server: self.name.clone(),
+                scope: self.watch_scope(&confinement),
+                strict: self.strict,
+                owner: ctx.address().recipient(),
+            });
+        }
         let (stdin_tx, _writer) = spawn_line_writer(child.stdin.take().expect("stdin is piped"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let frames = frame_stream(stdout, self.max_frame)
@@ -362,6 +407,11 @@ impl Upstream {
         }
         let tree = life.tree.clone();
         self.life = None;
+        if let Some(fs) = &self.fs {
+            fs.do_send(UnwatchTree {
+                root_pid: tree.root(),
+            });
+        }
         self.last_status = status;
         // Whatever the server left running goes with it.
         let grace = if self.phase == Phase::Stopping {
@@ -393,6 +443,17 @@ impl Upstream {
         self.last_status = status;
         self.trees.unregister(&self.name);
         let clean = status.is_some_and(|s| s.success());
+        if self.quarantined {
+            self.alert(Alert::new(
+                SUPERVISION,
+                "server quarantined",
+                Severity::High,
+                ActionTaken::Failed,
+                "strict mode killed the server for a filesystem breach; it is not restarted",
+            ));
+            self.stopped_for_good(true);
+            return;
+        }
         if clean {
             self.alert(Alert::new(
                 SUPERVISION,
@@ -490,6 +551,27 @@ async fn relay_stderr(name: Arc<str>, stderr: tokio::process::ChildStderr) {
         shown.push('\n');
         if out.write_all(shown.as_bytes()).await.is_err() {
             return;
+        }
+    }
+}
+
+impl Handler<Quarantine> for Upstream {
+    type Result = ();
+
+    /// Strict mode: kill the whole tree now; `went_down` then gives the server up.
+    fn handle(&mut self, q: Quarantine, ctx: &mut Context<Self>) {
+        if self.quarantined {
+            return;
+        }
+        self.quarantined = true;
+        tracing::warn!("server `{}`: {}", self.name, q.reason);
+        if let Some(life) = &self.life {
+            let tree = life.tree.clone();
+            ctx.spawn(
+                async move { terminate_tree(&tree, Duration::ZERO).await }
+                    .into_actor(self)
+                    .map(|_, _, _| ()),
+            );
         }
     }
 }
