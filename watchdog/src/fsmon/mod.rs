@@ -10,6 +10,7 @@
 //! The monitor turns events into SCOPE-L4 alerts; the daemon (root) runs one monitor for every
 //! proxy on the machine.
 
+pub mod early;
 pub mod event;
 pub mod judge;
 pub mod monitor;
@@ -57,6 +58,9 @@ pub trait Backend: Send {
 
     /// Forgets a tree once its root has been reaped.
     fn unwatch(&mut self, root_pid: u32);
+
+    /// Stops following new children of `spawner` (it went away; its pid may be reused).
+    fn remove_spawner(&mut self, _spawner: u32) {}
 }
 
 /// Events in flight from a backend to the monitor, at most.

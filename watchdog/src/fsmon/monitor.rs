@@ -5,23 +5,20 @@
 //! actor has registered the root pid (spawn returns after exec): such events wait a moment for
 //! their tree instead of being lost.
 
+use super::early::EarlyEvents;
 use super::event::{BackendKind, FsEvent, Outcome};
 use super::judge::{judge, prevented, Breach, Judgement};
 use super::{Backend, WatchScope};
 use crate::alert::{ActionTaken, Alert, FsRecord, RaiseAlert, Severity};
 use crate::sandbox::SCOPE_L4;
 use actix::prelude::*;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-/// How long an event may wait for its tree to be registered.
-const EARLY_WAIT: Duration = Duration::from_secs(3);
-/// Events waiting for their tree, at most; beyond this the oldest are dropped (and counted).
-const EARLY_MAX: usize = 4096;
 /// A tree's events may still be queued when its root is reaped.
 const UNWATCH_DELAY: Duration = Duration::from_secs(2);
 
@@ -72,7 +69,7 @@ pub struct FsMonitor {
     events: Option<mpsc::Receiver<FsEvent>>,
     alerts: Recipient<RaiseAlert>,
     trees: HashMap<u32, Watched>,
-    early: VecDeque<(Instant, FsEvent)>,
+    early: EarlyEvents,
     stats: Arc<MonitorStats>,
 }
 
@@ -89,7 +86,7 @@ impl FsMonitor {
             events: Some(events),
             alerts,
             trees: HashMap::new(),
-            early: VecDeque::new(),
+            early: EarlyEvents::default(),
             stats: Arc::default(),
         }
     }
@@ -109,13 +106,10 @@ impl FsMonitor {
             return;
         }
         if !self.trees.contains_key(&event.root_pid) {
-            if self.early.len() == EARLY_MAX {
-                self.early.pop_front();
-                self.stats
-                    .unattributed_dropped
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            self.early.push_back((Instant::now(), event));
+            let dropped = self.early.hold(event, Instant::now());
+            self.stats
+                .unattributed_dropped
+                .fetch_add(dropped, Ordering::Relaxed);
             return;
         }
         let tree = &self.trees[&event.root_pid];
@@ -167,16 +161,10 @@ impl FsMonitor {
     }
 
     fn expire_early(&mut self) {
-        let now = Instant::now();
-        while let Some((at, _)) = self.early.front() {
-            if now.duration_since(*at) < EARLY_WAIT {
-                break;
-            }
-            self.early.pop_front();
-            self.stats
-                .unattributed_dropped
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        let dropped = self.early.expire(Instant::now());
+        self.stats
+            .unattributed_dropped
+            .fetch_add(dropped, Ordering::Relaxed);
     }
 }
 
@@ -271,11 +259,7 @@ impl Handler<WatchTree> for FsMonitor {
                 quarantined: false,
             },
         );
-        let (mine, others): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.early)
-            .into_iter()
-            .partition(|(_, e)| e.root_pid == w.root_pid);
-        self.early = others;
-        for (_, event) in mine {
+        for event in self.early.take(w.root_pid) {
             self.consider(event);
         }
     }
