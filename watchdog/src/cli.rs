@@ -159,9 +159,32 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Root service owning the kernel filesystem monitor for every proxy on this machine.
+    ///
+    /// Unprivileged proxies connect to its socket, register their servers' pids and scopes (the
+    /// daemon checks each pid runs as the caller's user and descends from the caller) and get
+    /// their servers' out-of-scope and sensitive writes back; strict mode is enforced here.
+    /// configs/mcp-watchdog-daemon.service runs it under systemd.
+    ///
+    /// Examples:
+    ///   sudo mcp-watchdog daemon
+    ///   sudo mcp-watchdog daemon --socket /run/mcp-watchdog.sock --fs-backend fanotify
+    #[command(verbatim_doc_comment)]
+    Daemon(DaemonArgs),
     /// The embedded scripted server used by `demo` (speaks MCP on stdio).
     #[command(hide = true)]
     DemoServer,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Socket to listen on (default: $MCP_WATCHDOG_SOCKET or /run/mcp-watchdog.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Filesystem backend: auto (eBPF, else fanotify), ebpf or fanotify.
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = crate::fsmon::probe::BackendChoice::Auto)]
+    pub fs_backend: crate::fsmon::probe::BackendChoice,
 }
 
 #[derive(Debug, Args, Default)]

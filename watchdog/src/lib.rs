@@ -8,6 +8,7 @@ pub mod analyze;
 pub mod cli;
 pub mod clients;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod fsmon;
 pub mod inspect;

@@ -29,6 +29,12 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Some(Command::Demo(args)) => crate::demo::run(args),
         Some(Command::DemoServer) => crate::demo::server::run(),
+        Some(Command::Daemon(args)) => crate::daemon::run(crate::daemon::DaemonOptions {
+            socket: args
+                .socket
+                .unwrap_or_else(crate::daemon::client::socket_path),
+            backend: args.fs_backend,
+        }),
         Some(Command::ScanText(args)) => crate::scan_text::run(&args, &cli.proxy),
         Some(Command::Audit(AuditCommand::Verify { file })) => verify_audit(file, &cli.proxy),
         Some(Command::Pins(args)) => pins(args),

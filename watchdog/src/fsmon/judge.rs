@@ -94,6 +94,7 @@ mod tests {
                 PathBuf::from("/home/u/.ssh"),
                 PathBuf::from("/home/u/.bashrc"),
             ],
+            strict: false,
         }
     }
 

@@ -30,6 +30,9 @@ pub struct WatchScope {
     /// The always-sensitive set (sandbox/sensitive.rs), plus `.git/config` and `.git/hooks/` by
     /// name wherever they are.
     pub sensitive: Vec<PathBuf>,
+    /// Strict mode: a breach by this tree is denied where the backend can deny it, and the tree is
+    /// killed where it cannot.
+    pub strict: bool,
 }
 
 /// Where a backend delivers events. Bounded: a backend that cannot send counts the loss and says so.
@@ -68,5 +71,10 @@ pub const EVENT_QUEUE: usize = 8192;
 
 /// Every backend this build has, best first.
 pub fn candidates() -> &'static [(probe::BackendChoice, probe::Starter)] {
-    &[]
+    &[(probe::BackendChoice::Daemon, start_daemon_client)]
+}
+
+fn start_daemon_client(events: EventSender) -> Result<Box<dyn Backend>, String> {
+    let socket = crate::daemon::client::socket_path();
+    crate::daemon::client::DaemonBackend::connect(&socket, events).map(|b| Box::new(b) as _)
 }

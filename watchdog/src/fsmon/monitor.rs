@@ -36,7 +36,6 @@ pub struct WatchTree {
     pub root_pid: u32,
     pub server: Arc<str>,
     pub scope: WatchScope,
-    pub strict: bool,
     pub owner: Recipient<Quarantine>,
 }
 
@@ -147,6 +146,7 @@ impl FsMonitor {
                 .values()
                 .flat_map(|t| t.scope.sensitive.iter().cloned())
                 .collect(),
+            strict: false,
         };
         let judgement = judge(&event, &scope);
         if let Some(breach @ Breach::Sensitive { .. }) = &judgement.breach {
@@ -253,8 +253,8 @@ impl Handler<WatchTree> for FsMonitor {
             w.root_pid,
             Watched {
                 server: w.server,
+                strict: w.scope.strict,
                 scope: w.scope,
-                strict: w.strict,
                 owner: w.owner,
                 quarantined: false,
             },
@@ -392,8 +392,8 @@ mod tests {
                     scope: WatchScope {
                         write: vec![PathBuf::from("/srv/project")],
                         sensitive: vec![PathBuf::from("/home/u/.ssh")],
+                        strict,
                     },
-                    strict,
                     owner: owner.recipient(),
                 })
                 .await

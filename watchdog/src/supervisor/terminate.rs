@@ -43,7 +43,16 @@ pub async fn terminate_tree(tree: &ProcessTree, grace: Duration) -> TerminationR
         sleep(POLL_INTERVAL.min(grace_end.saturating_duration_since(Instant::now()))).await;
     }
     let terminated = asked.iter().filter(|m| !tree.is_running(m)).count();
+    kill_remaining(tree, terminated).await
+}
 
+/// Kills every process of the tree at once, without the SIGTERM a hostile tree could use to react
+/// (strict mode).
+pub async fn kill_tree(tree: &ProcessTree) -> TerminationReport {
+    kill_remaining(tree, 0).await
+}
+
+async fn kill_remaining(tree: &ProcessTree, terminated: usize) -> TerminationReport {
     // Rescan on every round: children forked during the grace period, or by a process in the instant
     // before its SIGKILL landed, are found and killed too.
     let mut sentenced: Vec<Incarnation> = Vec::new();

@@ -5,7 +5,7 @@
 use super::process_tree::{ProcessTree, ProcessTrees};
 use super::restart::{RestartDecision, RestartPolicy};
 use super::spawn::spawn_server;
-use super::terminate::terminate_tree;
+use super::terminate::{kill_tree, terminate_tree};
 use crate::alert::rules::SUPERVISION;
 use crate::alert::{ActionTaken, Alert, AlertSink, RaiseAlert, Severity};
 use crate::config::{Server, Settings};
@@ -168,6 +168,7 @@ impl Upstream {
                 .chain(runtime.map(PathBuf::from))
                 .collect(),
             sensitive: SensitiveSet::from_env().paths().to_vec(),
+            strict: self.strict,
         }
     }
 
@@ -214,7 +215,6 @@ impl Upstream {
                 root_pid: tree.root(),
                 server: self.name.clone(),
                 scope: self.watch_scope(&confinement),
-                strict: self.strict,
                 owner: ctx.address().recipient(),
             });
         }
@@ -568,7 +568,7 @@ impl Handler<Quarantine> for Upstream {
         if let Some(life) = &self.life {
             let tree = life.tree.clone();
             ctx.spawn(
-                async move { terminate_tree(&tree, Duration::ZERO).await }
+                async move { kill_tree(&tree).await }
                     .into_actor(self)
                     .map(|_, _, _| ()),
             );
