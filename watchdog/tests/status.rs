@@ -112,7 +112,7 @@ fn status_shows_servers_pins_alerts_sandbox_and_daemon() {
         "    not covered  web  https://mcp.example.com/mcp",
         "fs (",
         "1 approved, 0 pending, 1 changed, 0 removed",
-        "kernel monitor: not available in this build",
+        "kernel monitor: ",
         "daemon: /run/mcp-watchdog.sock not running",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

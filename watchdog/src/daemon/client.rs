@@ -35,6 +35,15 @@ impl DaemonBackend {
     pub fn connect(socket: &Path, events: EventSender) -> Result<DaemonBackend, String> {
         let stream = UnixStream::connect(socket)
             .map_err(|e| format!("no daemon at {}: {e}", socket.display()))?;
+        DaemonBackend::handshake(stream, socket, events)
+    }
+
+    /// Hello and welcome over an already connected `stream`.
+    pub fn handshake(
+        stream: UnixStream,
+        socket: &Path,
+        events: EventSender,
+    ) -> Result<DaemonBackend, String> {
         let fail = |e: io::Error| format!("daemon at {}: {e}", socket.display());
         stream.set_read_timeout(Some(HELLO_TIMEOUT)).map_err(fail)?;
         stream

@@ -57,7 +57,8 @@ pub struct Sandbox {
     pub landlock: system::Landlock,
     /// Whether this build confines the servers it starts.
     pub applied_to_servers: bool,
-    pub kernel_monitor: &'static str,
+    /// Which filesystem backend a proxy started now would use, and why better ones would not run.
+    pub kernel_monitor: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +95,7 @@ pub struct Alerts {
 #[derive(Debug, Serialize)]
 pub struct Daemon {
     pub socket: PathBuf,
+    #[serde(flatten)]
     pub state: system::Daemon,
 }
 
@@ -136,13 +138,16 @@ pub fn run(args: &StatusArgs) -> ExitCode {
         sandbox: Sandbox {
             landlock: system::landlock(),
             applied_to_servers: false,
-            kernel_monitor: "not available in this build",
+            kernel_monitor: kernel_monitor(),
         },
         pins: pins(pins_path.or_else(Store::default_path)),
         alerts: alerts(audit_path.or_else(alert::default_audit_path), args.alerts),
-        daemon: Daemon {
-            socket: PathBuf::from(system::DAEMON_SOCKET),
-            state: system::daemon(Path::new(system::DAEMON_SOCKET)),
+        daemon: {
+            let socket = crate::daemon::client::socket_path();
+            Daemon {
+                state: system::daemon(&socket),
+                socket,
+            }
         },
     };
     let text = if args.json {
@@ -401,9 +406,13 @@ fn render(s: &Status) -> String {
         let time = humantime::format_rfc3339_seconds(alert.time);
         let _ = writeln!(out, "  {time} {line}");
     }
-    let daemon = match s.daemon.state {
-        system::Daemon::Listening => "something listens there, but this build has no daemon client",
-        system::Daemon::NotRunning => "not running (there is no daemon in this build yet)",
+    let daemon = match &s.daemon.state {
+        system::Daemon::Reachable { backend } => format!("reachable, watching with {backend}"),
+        system::Daemon::NotAnswering { reason } => format!("not answering ({reason})"),
+        system::Daemon::NotRunning => {
+            "not running (`sudo mcp-watchdog daemon`, or configs/mcp-watchdog-daemon.service)"
+                .to_owned()
+        }
     };
     let _ = writeln!(out, "daemon: {} {daemon}", s.daemon.socket.display());
     out
@@ -413,4 +422,27 @@ fn visible(text: &str) -> String {
     let mut out = String::new();
     alert::human::push_visible(&mut out, text);
     out
+}
+
+/// Probes the filesystem backends as a proxy would (each is started and dropped again).
+fn kernel_monitor() -> String {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return format!("cannot probe ({e})"),
+    };
+    runtime.block_on(async {
+        let (events, _ignored) = tokio::sync::mpsc::channel(1);
+        let probed = crate::fsmon::probe::probe(
+            crate::fsmon::probe::BackendChoice::Auto,
+            crate::fsmon::candidates(),
+            &events,
+        );
+        probed
+            .summary()
+            .trim_start_matches("filesystem monitor: ")
+            .to_owned()
+    })
 }

@@ -50,18 +50,30 @@ impl std::fmt::Display for Landlock {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum Daemon {
-    /// Something accepts connections on the socket.
-    Listening,
+    /// A daemon answered hello; it watches with this backend.
+    Reachable {
+        backend: String,
+    },
+    /// Something is there but did not answer as a daemon.
+    NotAnswering {
+        reason: String,
+    },
     NotRunning,
 }
 
-/// Whether anything listens on the daemon's socket at `path`.
+/// Whether a daemon answers on `path` (a hello and its welcome; nothing is registered).
 pub fn daemon(path: &Path) -> Daemon {
-    match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Daemon::Listening,
-        Err(_) => Daemon::NotRunning,
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(path) else {
+        return Daemon::NotRunning;
+    };
+    let (events, _ignored) = tokio::sync::mpsc::channel(1);
+    match crate::daemon::client::DaemonBackend::handshake(stream, path, events) {
+        Ok(backend) => Daemon::Reachable {
+            backend: crate::fsmon::Backend::describe(&backend),
+        },
+        Err(reason) => Daemon::NotAnswering { reason },
     }
 }
 
@@ -82,7 +94,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.sock");
         assert_eq!(daemon(&path), Daemon::NotRunning);
-        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
-        assert_eq!(daemon(&path), Daemon::Listening);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        // Accepts, reads the hello and answers nonsense: not a daemon.
+        let mute = std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(stream.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            stream.write_all(b"{}\n").unwrap();
+            line
+        });
+        assert!(matches!(daemon(&path), Daemon::NotAnswering { .. }));
+        assert!(mute.join().unwrap().contains("hello"));
     }
 }
