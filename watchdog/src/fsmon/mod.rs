@@ -11,6 +11,7 @@
 //! proxy on the machine.
 
 pub mod event;
+pub mod forks;
 
 use self::event::{BackendKind, FsEvent};
 use std::io;
