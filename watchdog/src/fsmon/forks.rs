@@ -82,13 +82,8 @@ impl State {
                 };
                 match root {
                     Some(root) => {
-                        self.members.insert(
-                            child_tgid,
-                            Entry {
-                                root,
-                                exited: None,
-                            },
-                        );
+                        self.members
+                            .insert(child_tgid, Entry { root, exited: None });
                     }
                     // A recycled pid that was a member: not any more.
                     None => {
@@ -162,7 +157,9 @@ impl State {
         }
         for (pid, root) in found {
             if let Some(root) = root {
-                self.members.entry(pid).or_insert(Entry { root, exited: None });
+                self.members
+                    .entry(pid)
+                    .or_insert(Entry { root, exited: None });
             }
         }
     }

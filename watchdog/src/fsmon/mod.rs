@@ -11,11 +11,12 @@
 //! proxy on the machine.
 
 pub mod event;
+pub mod fanotify;
 pub mod forks;
 
 use self::event::{BackendKind, FsEvent};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use tokio::sync::mpsc;
 
 /// Where a watched tree may write: events inside `write` (and not sensitive) are expected and
@@ -27,6 +28,38 @@ pub struct WatchScope {
     /// The always-sensitive set (sandbox/sensitive.rs), plus `.git/config` and `.git/hooks/` by
     /// name wherever they are.
     pub sensitive: Vec<PathBuf>,
+}
+
+impl WatchScope {
+    /// Beneath a sensitive location, or a repository's `.git/config` or `.git/hooks/` anywhere.
+    pub fn is_sensitive(&self, path: &Path) -> bool {
+        self.sensitive.iter().any(|s| path.starts_with(s)) || is_git_sensitive(path)
+    }
+
+    /// Beneath a root of the write scope.
+    pub fn in_write_scope(&self, path: &Path) -> bool {
+        self.write.iter().any(|w| path.starts_with(w))
+    }
+
+    /// An operation on `path` the tree was allowed to make: backends may drop it early.
+    pub fn expects(&self, path: &Path) -> bool {
+        self.in_write_scope(path) && !self.is_sensitive(path)
+    }
+}
+
+/// `…/.git/config` or anything beneath `…/.git/hooks`.
+fn is_git_sensitive(path: &Path) -> bool {
+    let mut after_git = false;
+    for c in path.components() {
+        if after_git
+            && (c == Component::Normal("config".as_ref())
+                || c == Component::Normal("hooks".as_ref()))
+        {
+            return true;
+        }
+        after_git = c == Component::Normal(crate::sandbox::sensitive::GIT_DIR.as_ref());
+    }
+    false
 }
 
 /// Where a backend delivers events. Bounded: a backend that cannot send counts the loss and says so.
