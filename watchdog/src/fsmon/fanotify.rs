@@ -142,6 +142,13 @@ impl FanotifyBackend {
         })
     }
 
+    /// Marks the filesystems holding `paths` now. `watch` marks a scope's filesystems too, but only
+    /// once the tree runs: a caller that knows the scope before spawning calls this first, so the
+    /// server's first writes are not missed.
+    pub fn prepare(&self, paths: &[PathBuf]) -> io::Result<()> {
+        paths.iter().try_for_each(|p| self.shared.mark_fs(p))
+    }
+
     /// The fork tracker, to share with the strict-mode denial group ([`super::deny`]).
     pub fn forks(&self) -> Arc<ForkTracker> {
         self.shared.forks.clone()
@@ -889,6 +896,7 @@ mod tests {
             touch out/t; mkdir out/d; mv out/t out/t2; ln -s target out/l; chmod 600 out/t2; \
             rm out/t2; rmdir out/d; sh -c 'echo g > out/g; true'; echo s > sens/key; \
             mkdir -p scope/.git; echo c > scope/.git/config; mv scope/inscope.txt out/moved; true";
+        fan.prepare(&scope.write).unwrap();
         // The tree is watched once it exists: the spawner registration covers the gap.
         let child = tokio::process::Command::new("sh")
             .arg("-c")

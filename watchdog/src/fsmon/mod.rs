@@ -10,6 +10,7 @@
 //! The monitor turns events into SCOPE-L4 alerts; the daemon (root) runs one monitor for every
 //! proxy on the machine.
 
+pub mod deny;
 pub mod event;
 pub mod fanotify;
 pub mod forks;
