@@ -14,6 +14,7 @@ pub mod deny;
 pub mod event;
 pub mod fanotify;
 pub mod forks;
+pub mod inotify;
 
 use self::event::{BackendKind, FsEvent};
 use std::io;
