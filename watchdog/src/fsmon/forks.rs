@@ -364,7 +364,7 @@ fn send_mcast(fd: RawFd, op: libc::proc_cn_mcast_op) -> io::Result<()> {
         std::ptr::write_unaligned(msg.as_mut_ptr() as *mut libc::nlmsghdr, hdr);
         std::ptr::write_unaligned(msg.as_mut_ptr().add(HDR) as *mut CnMsg, cn);
     }
-    msg[HDR + CN..].copy_from_slice(&(op as u32).to_ne_bytes());
+    msg[HDR + CN..].copy_from_slice(&op.to_ne_bytes());
     // SAFETY: sending a buffer we own.
     let n = unsafe { libc::send(fd, msg.as_ptr() as *const libc::c_void, total, 0) };
     if n < 0 {
@@ -414,7 +414,7 @@ fn parse_datagram(mut b: &[u8]) -> Vec<ProcEvent> {
 
 fn parse_proc_event(ev: &[u8]) -> Option<ProcEvent> {
     let what = u32_at(ev, EV_WHAT)?;
-    if what == libc::PROC_EVENT_FORK as u32 {
+    if what == libc::PROC_EVENT_FORK {
         // parent_pid, parent_tgid, child_pid, child_tgid
         let parent_tgid = u32_at(ev, EV_DATA + 4)?;
         let child_pid = u32_at(ev, EV_DATA + 8)?;
@@ -426,7 +426,7 @@ fn parse_proc_event(ev: &[u8]) -> Option<ProcEvent> {
             parent_tgid,
             child_tgid,
         })
-    } else if what == libc::PROC_EVENT_EXIT as u32 {
+    } else if what == libc::PROC_EVENT_EXIT {
         // process_pid, process_tgid: only the thread-group leader's exit ends the process.
         let pid = u32_at(ev, EV_DATA)?;
         let tgid = u32_at(ev, EV_DATA + 4)?;
@@ -523,7 +523,7 @@ mod tests {
         msg[20..24].copy_from_slice(&libc::CN_VAL_PROC.to_ne_bytes());
         msg[32..34].copy_from_slice(&40u16.to_ne_bytes());
         let ev = 36;
-        msg[ev..ev + 4].copy_from_slice(&(libc::PROC_EVENT_FORK as u32).to_ne_bytes());
+        msg[ev..ev + 4].copy_from_slice(&(libc::PROC_EVENT_FORK).to_ne_bytes());
         for (i, v) in [5u32, 5, 7, 7].iter().enumerate() {
             msg[ev + 16 + 4 * i..ev + 20 + 4 * i].copy_from_slice(&v.to_ne_bytes());
         }
@@ -534,7 +534,7 @@ mod tests {
                 child_tgid: 7
             }]
         );
-        msg[ev..ev + 4].copy_from_slice(&(libc::PROC_EVENT_EXIT as u32).to_ne_bytes());
+        msg[ev..ev + 4].copy_from_slice(&(libc::PROC_EVENT_EXIT).to_ne_bytes());
         assert_eq!(parse_datagram(&msg), vec![ProcEvent::Exit { tgid: 5 }]);
     }
 
