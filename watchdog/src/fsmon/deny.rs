@@ -20,6 +20,7 @@ use std::collections::HashSet;
 use std::io;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -40,6 +41,9 @@ struct Shared {
     /// The sensitive set as a scope (for `is_sensitive`, which also knows the `.git` pattern).
     sensitive: Mutex<WatchScope>,
     marked: Mutex<HashSet<PathBuf>>,
+    /// (dev, ino) of the sensitive files marked themselves: refused by whatever name they are
+    /// opened (a hard link elsewhere), not only by path.
+    files: Mutex<HashSet<(u64, u64)>>,
     events: EventSender,
     denied: AtomicU64,
     dead: AtomicBool,
@@ -79,6 +83,7 @@ impl DenyGuard {
             strict: Mutex::new(HashSet::new()),
             sensitive: Mutex::new(WatchScope::default()),
             marked: Mutex::new(HashSet::new()),
+            files: Mutex::new(HashSet::new()),
             events,
             denied: AtomicU64::new(0),
             dead: AtomicBool::new(false),
@@ -117,7 +122,10 @@ impl DenyGuard {
                     targets.push((p.clone(), dir_mask));
                     targets.extend(subdirs(p).into_iter().map(|d| (d, dir_mask)));
                 }
-                Ok(_) => targets.push((p.clone(), libc::FAN_OPEN_PERM)),
+                Ok(m) => {
+                    lock(&self.shared.files).insert((m.dev(), m.ino()));
+                    targets.push((p.clone(), libc::FAN_OPEN_PERM));
+                }
                 // Not there yet: its creation happens in the nearest existing ancestor. Opens of
                 // that ancestor's other children are asked about too, and allowed by path.
                 Err(_) => {
@@ -338,7 +346,8 @@ fn decide(shared: &Shared, verdicts: Vec<Verdict>) {
         let path = fd_path(v.fd.as_raw_fd());
         let deny = path
             .as_deref()
-            .is_some_and(|p| lock(&shared.sensitive).is_sensitive(p));
+            .is_some_and(|p| lock(&shared.sensitive).is_sensitive(p))
+            || inode_of(v.fd.as_raw_fd()).is_some_and(|i| lock(&shared.files).contains(&i));
         let pid = v.pid;
         v.answer(!deny);
         drop(v);
@@ -347,6 +356,16 @@ fn decide(shared: &Shared, verdicts: Vec<Verdict>) {
             report(shared, root, pid, path);
         }
     }
+}
+
+fn inode_of(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: stat is plain data, filled by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid out-pointer.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
 }
 
 fn report(shared: &Shared, root: u32, pid: u32, path: Option<PathBuf>) {
@@ -448,8 +467,10 @@ mod tests {
         std::fs::write(base.join("sens/sub/deep"), "d\n").unwrap();
         std::fs::write(base.join("secret"), "s\n").unwrap();
         std::fs::write(base.join("plain"), "p\n").unwrap();
+        std::fs::create_dir(base.join("elsewhere")).unwrap();
+        std::fs::hard_link(base.join("secret"), base.join("elsewhere/alias")).unwrap();
         let script = "cat sens/key; echo rc=$?; cat sens/sub/deep; echo rc=$?; \
-                      cat secret; echo rc=$?; cat plain; echo rc=$?; \
+                      cat secret; echo rc=$?; cat elsewhere/alias; echo rc=$?; cat plain; echo rc=$?; \
                       echo x > late; echo rc=$?";
         // Exists before the spawner is registered: in no tree.
         let unrelated = held(&base, script);
@@ -474,10 +495,10 @@ mod tests {
         eprintln!("strict tree ({strict_ms} ms):\n{out}{err}");
         assert_eq!(
             out.lines().collect::<Vec<_>>(),
-            ["rc=1", "rc=1", "rc=1", "p", "rc=0", "rc=2"]
+            ["rc=1", "rc=1", "rc=1", "rc=1", "p", "rc=0", "rc=2"]
         );
         // fanotify's FAN_DENY surfaces as EPERM.
-        assert_eq!(err.matches("Operation not permitted").count(), 4, "{err}");
+        assert_eq!(err.matches("Operation not permitted").count(), 5, "{err}");
         // O_CREAT created the file before the open was refused.
         assert!(base.join("late").exists());
         assert_eq!(std::fs::read(base.join("late")).unwrap(), b"");
@@ -487,7 +508,7 @@ mod tests {
             let (out, err) = release(child).await;
             assert_eq!(
                 out.lines().collect::<Vec<_>>(),
-                ["k", "rc=0", "d", "rc=0", "s", "rc=0", "p", "rc=0", "rc=0"],
+                ["k", "rc=0", "d", "rc=0", "s", "rc=0", "s", "rc=0", "p", "rc=0", "rc=0"],
                 "{err}"
             );
         }
@@ -501,7 +522,14 @@ mod tests {
         let paths: Vec<PathBuf> = denied.iter().map(|e| e.path.clone()).collect();
         assert_eq!(
             paths,
-            ["sens/key", "sens/sub/deep", "secret", "late"].map(|p| base.join(p))
+            [
+                "sens/key",
+                "sens/sub/deep",
+                "secret",
+                "elsewhere/alias",
+                "late"
+            ]
+            .map(|p| base.join(p))
         );
         for e in &denied {
             assert_eq!(
@@ -512,8 +540,8 @@ mod tests {
         }
         // `cat` is a child of the root; the redirection is the root shell's own.
         assert_ne!(denied[0].pid, strict_root);
-        assert_eq!(denied[3].pid, strict_root);
-        assert_eq!(deny.denied(), 4);
+        assert_eq!(denied[4].pid, strict_root);
+        assert_eq!(deny.denied(), 5);
         drop(deny);
         // With the group gone, nothing is refused any more.
         assert_eq!(std::fs::read(base.join("sens/key")).unwrap(), b"k\n");
