@@ -744,7 +744,7 @@ pub(crate) mod testutil {
                     c.as_ptr(),
                     c"tmpfs".as_ptr(),
                     libc::MS_NOSUID | libc::MS_NODEV,
-                    c"size=8m".as_ptr() as *const libc::c_void,
+                    c"size=64m,nr_inodes=65536".as_ptr() as *const libc::c_void,
                 )
             };
             assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
@@ -973,5 +973,79 @@ mod tests {
         assert!(stats.in_scope >= 1, "{stats:?}");
         assert!(stats.unwatched >= 1, "{stats:?}");
         assert_eq!(stats.overflows, 0);
+    }
+
+    /// Timings, not assertions: `cargo test -p mcp-watchdog fsmon -- --ignored --nocapture`.
+    #[tokio::test]
+    #[ignore]
+    async fn overhead_of_filesystem_marks() {
+        if !is_root() {
+            eprintln!("skipped: fanotify filesystem marks need root");
+            return;
+        }
+        const N: usize = 3000;
+        let fs = Tmpfs::mount("fanbench");
+        let base = fs.path.canonicalize().unwrap();
+        for d in ["a", "b", "scope", "out", "c", "d"] {
+            std::fs::create_dir(base.join(d)).unwrap();
+        }
+        let own = |dir: PathBuf| {
+            let t = std::time::Instant::now();
+            for i in 0..N {
+                std::fs::write(dir.join(format!("f{i}")), "x").unwrap();
+            }
+            t.elapsed()
+        };
+        let tree = |dir: &str| {
+            let script =
+                format!("i=0; while [ $i -lt {N} ]; do echo x > {dir}/f$i; i=$((i+1)); done");
+            let base = base.clone();
+            async move {
+                let t = std::time::Instant::now();
+                let child = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(script)
+                    .current_dir(&base)
+                    .spawn()
+                    .unwrap();
+                (child, t)
+            }
+        };
+        let bare_own = own(base.join("a"));
+        let (child, t) = tree("b").await;
+        child.wait_with_output().await.unwrap();
+        let bare_tree = t.elapsed();
+
+        let (tx, mut rx) = mpsc::channel(1 << 16);
+        let mut fan = FanotifyBackend::start_with(tx, None).unwrap();
+        fan.add_spawner(std::process::id()).unwrap();
+        fan.prepare(std::slice::from_ref(&base)).unwrap();
+        let marked_own = own(base.join("c"));
+        let scope = WatchScope {
+            write: vec![base.join("scope")],
+            sensitive: vec![],
+        };
+        let (child, t) = tree("scope").await;
+        fan.watch(child.id().unwrap(), &scope).unwrap();
+        child.wait_with_output().await.unwrap();
+        let in_scope = t.elapsed();
+        let (child, t) = tree("out").await;
+        let root = child.id().unwrap();
+        fan.watch(root, &scope).unwrap();
+        child.wait_with_output().await.unwrap();
+        let out_scope = t.elapsed();
+        let evs = collect(&mut rx).await;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        eprintln!(
+            "{N} writes: unrelated writer {:.1} ms bare / {:.1} ms marked; tree in scope {:.1} ms \
+             bare / {:.1} ms marked; tree out of scope {:.1} ms marked; {} events for the tree, {:?}",
+            ms(bare_own),
+            ms(marked_own),
+            ms(bare_tree),
+            ms(in_scope),
+            ms(out_scope),
+            evs.iter().filter(|e| e.root_pid == root).count(),
+            fan.stats()
+        );
     }
 }
