@@ -24,6 +24,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
+use super::deny::DenyGuard;
 use super::event::{BackendKind, FsEvent, FsOp, Outcome};
 use super::forks::{is_root, ForkTracker};
 use super::{Backend, EventSender, WatchScope};
@@ -93,6 +94,9 @@ pub struct FanotifyBackend {
     shared: Arc<Shared>,
     reader: JoinHandle<()>,
     fork_reader: JoinHandle<()>,
+    events: EventSender,
+    /// Strict mode's permission group, once enabled.
+    deny: Option<DenyGuard>,
 }
 
 impl FanotifyBackend {
@@ -134,12 +138,43 @@ impl FanotifyBackend {
             .forks
             .spawn_reader()
             .map_err(|e| format!("proc connector: {e}"))?;
-        let reader = spawn_reader(shared.clone(), events).map_err(|e| format!("fanotify: {e}"))?;
+        let reader =
+            spawn_reader(shared.clone(), events.clone()).map_err(|e| format!("fanotify: {e}"))?;
         Ok(FanotifyBackend {
             shared,
             reader,
             fork_reader,
+            events,
+            deny: None,
         })
+    }
+
+    /// Starts strict mode's permission group (sharing this backend's fork tracker and event
+    /// channel) and protects the sensitive set of every tree watched so far and from now on.
+    pub fn enable_denial(&mut self) -> Result<(), String> {
+        if self.deny.is_some() {
+            return Ok(());
+        }
+        let deny = DenyGuard::start(self.forks(), self.events.clone())?;
+        for scope in lock(&self.shared.scopes).values() {
+            if let Err(e) = deny.protect(&scope.sensitive) {
+                tracing::warn!("fsmon: cannot protect the sensitive set: {e}");
+            }
+        }
+        self.deny = Some(deny);
+        Ok(())
+    }
+
+    /// Whether the tree rooted at `root` is refused sensitive opens (needs [`Self::enable_denial`];
+    /// false without it).
+    pub fn set_strict(&self, root: u32, strict: bool) -> bool {
+        match &self.deny {
+            Some(d) => {
+                d.set_strict(root, strict);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Marks the filesystems holding `paths` now. `watch` marks a scope's filesystems too, but only
@@ -169,6 +204,8 @@ impl FanotifyBackend {
 
 impl Drop for FanotifyBackend {
     fn drop(&mut self) {
+        // The permission group first: its thread answers what is pending and stops.
+        self.deny = None;
         self.reader.abort();
         self.fork_reader.abort();
     }
@@ -186,6 +223,11 @@ impl Backend for FanotifyBackend {
 
     fn watch(&mut self, root_pid: u32, scope: &WatchScope) -> io::Result<()> {
         lock(&self.shared.scopes).insert(root_pid, scope.clone());
+        if let Some(deny) = &self.deny {
+            if let Err(e) = deny.protect(&scope.sensitive) {
+                tracing::warn!("fsmon: cannot protect the sensitive set: {e}");
+            }
+        }
         let mut first_err = None;
         for p in scope.write.iter().chain(&scope.sensitive) {
             if let Err(e) = self.shared.mark_fs(p) {
@@ -201,6 +243,7 @@ impl Backend for FanotifyBackend {
 
     fn unwatch(&mut self, root_pid: u32) {
         lock(&self.shared.scopes).remove(&root_pid);
+        self.set_strict(root_pid, false);
         self.shared.forks.remove_tree(root_pid);
     }
 }
@@ -891,6 +934,7 @@ mod tests {
         let scope = WatchScope {
             write: vec![base.join("scope")],
             sensitive: vec![base.join("sens")],
+            ..WatchScope::default()
         };
         let script = "echo hi > scope/inscope.txt; \
             touch out/t; mkdir out/d; mv out/t out/t2; ln -s target out/l; chmod 600 out/t2; \
@@ -975,6 +1019,52 @@ mod tests {
         assert_eq!(stats.overflows, 0);
     }
 
+    #[tokio::test]
+    async fn strict_mode_through_the_backend_refuses_sensitive_opens() {
+        if !is_root() {
+            eprintln!("skipped: fanotify needs root");
+            return;
+        }
+        let fs = Tmpfs::mount("fanstrict");
+        let base = fs.path.canonicalize().unwrap();
+        std::fs::create_dir(base.join("sens")).unwrap();
+        std::fs::write(base.join("sens/key"), "k\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut fan = FanotifyBackend::start_with(tx, None).unwrap();
+        fan.add_spawner(std::process::id()).unwrap();
+        fan.enable_denial().unwrap();
+        let scope = WatchScope {
+            write: vec![base.join("scope")],
+            sensitive: vec![base.join("sens")],
+            ..WatchScope::default()
+        };
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg("read _; cat sens/key")
+            .current_dir(&base)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let root = child.id().unwrap();
+        fan.watch(root, &scope).unwrap();
+        assert!(fan.set_strict(root, true));
+        let mut child = child;
+        drop(child.stdin.take());
+        let out = child.wait_with_output().await.unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"));
+        let evs = collect(&mut rx).await;
+        assert!(evs.iter().any(|e| e.root_pid == root
+            && e.op == FsOp::Open
+            && e.outcome == Outcome::Denied
+            && e.path == base.join("sens/key")));
+        fan.unwatch(root);
+        drop(fan);
+        assert_eq!(std::fs::read(base.join("sens/key")).unwrap(), b"k\n");
+    }
+
     /// Timings, not assertions: `cargo test -p mcp-watchdog fsmon -- --ignored --nocapture`.
     #[tokio::test]
     #[ignore]
@@ -1024,6 +1114,7 @@ mod tests {
         let scope = WatchScope {
             write: vec![base.join("scope")],
             sensitive: vec![],
+            ..WatchScope::default()
         };
         let (child, t) = tree("scope").await;
         fan.watch(child.id().unwrap(), &scope).unwrap();

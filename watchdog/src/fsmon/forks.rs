@@ -234,6 +234,11 @@ impl ForkTracker {
         st.spawners.insert(pid);
     }
 
+    /// Stops following new children of `spawner` (it went away; its pid may be reused).
+    pub fn remove_spawner(&self, spawner: u32) {
+        self.state().spawners.remove(&spawner);
+    }
+
     /// Forgets the tree rooted at `root` (its root was reaped and the tree unwatched).
     pub fn remove_tree(&self, root: u32) {
         self.state().members.retain(|_, e| e.root != root);

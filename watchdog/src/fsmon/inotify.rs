@@ -453,6 +453,7 @@ mod tests {
         let scope = WatchScope {
             write: vec![base.join("scope")],
             sensitive: vec![base.join("sens"), base.join("home/.npmrc")],
+            ..WatchScope::default()
         };
         ino.watch(4242, &scope).unwrap();
         assert_eq!(ino.watch_count(), 4, "scope, scope/old, sens, home");
@@ -516,6 +517,7 @@ mod tests {
         let scope = WatchScope {
             write: vec![base.clone()],
             sensitive: vec![],
+            ..WatchScope::default()
         };
         ino.watch(1, &scope).unwrap();
         assert_eq!(ino.watch_count(), 3);
