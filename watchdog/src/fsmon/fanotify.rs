@@ -763,8 +763,18 @@ impl Reader {
 pub(crate) mod testutil {
     //! A private tmpfs per test, so no other process's writes land in it.
 
+    use crate::fsmon::WatchScope;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Built from Default so that a field added to WatchScope does not break every test.
+    #[allow(clippy::field_reassign_with_default)]
+    pub fn scope_of(write: Vec<PathBuf>, sensitive: Vec<PathBuf>) -> WatchScope {
+        let mut s = WatchScope::default();
+        s.write = write;
+        s.sensitive = sensitive;
+        s
+    }
 
     pub struct Tmpfs {
         pub path: PathBuf,
@@ -807,7 +817,7 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::Tmpfs;
+    use super::testutil::{scope_of, Tmpfs};
     use super::*;
     use std::process::Stdio;
     use tokio::sync::mpsc;
@@ -931,11 +941,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(1024);
         let mut fan = FanotifyBackend::start_with(tx, None).expect("fanotify");
         fan.add_spawner(std::process::id()).unwrap();
-        let scope = WatchScope {
-            write: vec![base.join("scope")],
-            sensitive: vec![base.join("sens")],
-            ..WatchScope::default()
-        };
+        let scope = scope_of(vec![base.join("scope")], vec![base.join("sens")]);
         let script = "echo hi > scope/inscope.txt; \
             touch out/t; mkdir out/d; mv out/t out/t2; ln -s target out/l; chmod 600 out/t2; \
             rm out/t2; rmdir out/d; sh -c 'echo g > out/g; true'; echo s > sens/key; \
@@ -1033,11 +1039,7 @@ mod tests {
         let mut fan = FanotifyBackend::start_with(tx, None).unwrap();
         fan.add_spawner(std::process::id()).unwrap();
         fan.enable_denial().unwrap();
-        let scope = WatchScope {
-            write: vec![base.join("scope")],
-            sensitive: vec![base.join("sens")],
-            ..WatchScope::default()
-        };
+        let scope = scope_of(vec![base.join("scope")], vec![base.join("sens")]);
         let child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg("read _; cat sens/key")
@@ -1111,11 +1113,7 @@ mod tests {
         fan.add_spawner(std::process::id()).unwrap();
         fan.prepare(std::slice::from_ref(&base)).unwrap();
         let marked_own = own(base.join("c"));
-        let scope = WatchScope {
-            write: vec![base.join("scope")],
-            sensitive: vec![],
-            ..WatchScope::default()
-        };
+        let scope = scope_of(vec![base.join("scope")], vec![]);
         let (child, t) = tree("scope").await;
         fan.watch(child.id().unwrap(), &scope).unwrap();
         child.wait_with_output().await.unwrap();

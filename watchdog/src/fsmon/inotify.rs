@@ -429,6 +429,7 @@ fn emit(
 
 #[cfg(test)]
 mod tests {
+    use super::super::fanotify::testutil::scope_of;
     use super::*;
     use tokio::sync::mpsc;
 
@@ -450,11 +451,10 @@ mod tests {
         std::fs::write(base.join("home/.npmrc"), "x").unwrap();
         let (tx, mut rx) = mpsc::channel(256);
         let mut ino = InotifyBackend::start(tx).unwrap();
-        let scope = WatchScope {
-            write: vec![base.join("scope")],
-            sensitive: vec![base.join("sens"), base.join("home/.npmrc")],
-            ..WatchScope::default()
-        };
+        let scope = scope_of(
+            vec![base.join("scope")],
+            vec![base.join("sens"), base.join("home/.npmrc")],
+        );
         ino.watch(4242, &scope).unwrap();
         assert_eq!(ino.watch_count(), 4, "scope, scope/old, sens, home");
 
@@ -514,11 +514,7 @@ mod tests {
         }
         let (tx, _rx) = mpsc::channel(16);
         let mut ino = InotifyBackend::with_limit(tx, 3).unwrap();
-        let scope = WatchScope {
-            write: vec![base.clone()],
-            sensitive: vec![],
-            ..WatchScope::default()
-        };
+        let scope = scope_of(vec![base.clone()], vec![]);
         ino.watch(1, &scope).unwrap();
         assert_eq!(ino.watch_count(), 3);
         assert!(ino.limit_hit());
