@@ -264,6 +264,24 @@ fn fs_monitor(
         return Ok(None);
     };
     backend.add_spawner(std::process::id())?;
+    let sensitive = crate::sandbox::sensitive::SensitiveSet::from_env();
+    let paths: Vec<std::path::PathBuf> = settings
+        .servers
+        .iter()
+        .flat_map(|s| s.sandbox.scope.write.iter().cloned())
+        .chain(sensitive.paths().iter().cloned())
+        .collect();
+    if let Err(e) = backend.prepare(&paths) {
+        tracing::warn!("filesystem monitor: {e}; a server's first writes may be missed");
+    }
+    if settings.strict {
+        if let Err(e) = backend.enable_denial() {
+            eprintln!(
+                "mcp-watchdog: WARNING: strict mode cannot deny sensitive opens here ({e}); \
+                 breaches are still killed"
+            );
+        }
+    }
     Ok(Some(
         FsMonitor::new(probed.backend, rx, alerts.clone().recipient()).start(),
     ))

@@ -168,4 +168,15 @@ impl Backend for DaemonBackend {
     fn unwatch(&mut self, root_pid: u32) {
         let _ = self.send(&Request::Unwatch { root_pid });
     }
+
+    fn prepare(&mut self, paths: &[PathBuf]) -> io::Result<()> {
+        self.send(&Request::Prepare {
+            paths: paths.to_vec(),
+        })
+    }
+
+    /// The daemon denies sensitive opens for trees registered as strict, when its backend can.
+    fn enable_denial(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -59,10 +59,14 @@ pub fn run(options: DaemonOptions) -> ExitCode {
         let probed = probe(options.backend, &candidates, &tx);
         drop(tx);
         let summary = probed.summary();
-        let Some(backend) = probed.backend else {
+        let Some(mut backend) = probed.backend else {
             eprintln!("mcp-watchdog daemon: no backend can run here; {summary}");
             return ExitCode::FAILURE;
         };
+        // Only trees registered as strict are refused anything.
+        if let Err(e) = backend.enable_denial() {
+            eprintln!("mcp-watchdog daemon: sensitive opens cannot be denied here ({e}); strict breaches are killed");
+        }
         let listener = match server::bind(&options.socket) {
             Ok(l) => l,
             Err(e) => {

@@ -26,6 +26,11 @@ pub enum Request {
     Unwatch {
         root_pid: u32,
     },
+    /// Scopes and sensitive paths the caller's servers will have, sent before they start, so
+    /// that the daemon sees their first writes.
+    Prepare {
+        paths: Vec<PathBuf>,
+    },
 }
 
 /// Daemon → proxy.

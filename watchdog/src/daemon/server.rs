@@ -132,6 +132,12 @@ impl Daemon {
                 }
                 None
             }
+            Request::Prepare { paths } => {
+                if let Err(e) = self.backend.prepare(&paths) {
+                    tracing::warn!("proxy pid {pid}: cannot prepare its paths: {e}");
+                }
+                None
+            }
             Request::Unwatch { root_pid } => {
                 if self.roots.get(&root_pid).is_some_and(|r| r.conn == conn_id) {
                     self.roots.remove(&root_pid);

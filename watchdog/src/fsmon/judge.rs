@@ -41,7 +41,7 @@ pub fn judge(event: &FsEvent, scope: &WatchScope) -> Judgement {
         .or_else(|| {
             written
                 .iter()
-                .any(|p| !in_write_scope(p, scope))
+                .any(|p| !scope.in_write_scope(p))
                 .then_some(Breach::OutOfScope)
         });
     Judgement {
@@ -49,10 +49,6 @@ pub fn judge(event: &FsEvent, scope: &WatchScope) -> Judgement {
         path,
         path2,
     }
-}
-
-fn in_write_scope(path: &Path, scope: &WatchScope) -> bool {
-    scope.write.iter().any(|root| path.starts_with(root))
 }
 
 /// The sensitive entry `path` lies beneath (or is), including `<repo>/.git/config` and

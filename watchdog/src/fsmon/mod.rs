@@ -10,15 +10,19 @@
 //! The monitor turns events into SCOPE-L4 alerts; the daemon (root) runs one monitor for every
 //! proxy on the machine.
 
+pub mod deny;
 pub mod early;
 pub mod event;
+pub mod fanotify;
+pub mod forks;
+pub mod inotify;
 pub mod judge;
 pub mod monitor;
 pub mod probe;
 
 use self::event::{BackendKind, FsEvent};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
 /// Where a watched tree may write: events inside `write` (and not sensitive) are expected and
@@ -33,6 +37,23 @@ pub struct WatchScope {
     /// Strict mode: a breach by this tree is denied where the backend can deny it, and the tree is
     /// killed where it cannot.
     pub strict: bool,
+}
+
+impl WatchScope {
+    /// Beneath a sensitive location, or a repository's `.git/config` or `.git/hooks/` anywhere.
+    pub fn is_sensitive(&self, path: &Path) -> bool {
+        judge::sensitive_location(path, self).is_some()
+    }
+
+    /// Beneath a root of the write scope.
+    pub fn in_write_scope(&self, path: &Path) -> bool {
+        self.write.iter().any(|w| path.starts_with(w))
+    }
+
+    /// An operation on `path` the tree was allowed to make: backends may drop it early.
+    pub fn expects(&self, path: &Path) -> bool {
+        self.in_write_scope(path) && !self.is_sensitive(path)
+    }
 }
 
 /// Where a backend delivers events. Bounded: a backend that cannot send counts the loss and says so.
@@ -64,6 +85,18 @@ pub trait Backend: Send {
 
     /// Stops following new children of `spawner` (it went away; its pid may be reused).
     fn remove_spawner(&mut self, _spawner: u32) {}
+
+    /// Gets ready to see writes beneath `paths` before any server runs (fanotify marks the
+    /// filesystems holding them), so that a server's first writes are not missed.
+    fn prepare(&mut self, _paths: &[PathBuf]) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Strict mode: refuse sensitive opens by strict trees from now on (fanotify permission
+    /// events). `Err` says why this backend cannot.
+    fn enable_denial(&mut self) -> Result<(), String> {
+        Err(format!("the {} backend cannot deny opens", self.kind()))
+    }
 }
 
 /// Events in flight from a backend to the monitor, at most.
@@ -71,7 +104,19 @@ pub const EVENT_QUEUE: usize = 8192;
 
 /// Every backend this build has, best first.
 pub fn candidates() -> &'static [(probe::BackendChoice, probe::Starter)] {
-    &[(probe::BackendChoice::Daemon, start_daemon_client)]
+    &[
+        (probe::BackendChoice::Fanotify, start_fanotify),
+        (probe::BackendChoice::Daemon, start_daemon_client),
+        (probe::BackendChoice::Inotify, start_inotify),
+    ]
+}
+
+fn start_fanotify(events: EventSender) -> Result<Box<dyn Backend>, String> {
+    fanotify::FanotifyBackend::start(events).map(|b| Box::new(b) as _)
+}
+
+fn start_inotify(events: EventSender) -> Result<Box<dyn Backend>, String> {
+    inotify::InotifyBackend::start(events).map(|b| Box::new(b) as _)
 }
 
 fn start_daemon_client(events: EventSender) -> Result<Box<dyn Backend>, String> {
