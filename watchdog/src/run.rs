@@ -265,13 +265,16 @@ fn fs_monitor(
     };
     backend.add_spawner(std::process::id())?;
     let sensitive = crate::sandbox::sensitive::SensitiveSet::from_env();
-    let paths: Vec<std::path::PathBuf> = settings
-        .servers
-        .iter()
-        .flat_map(|s| s.sandbox.scope.write.iter().cloned())
-        .chain(sensitive.paths().iter().cloned())
-        .collect();
-    if let Err(e) = backend.prepare(&paths) {
+    let every_scope = fsmon::WatchScope {
+        write: settings
+            .servers
+            .iter()
+            .flat_map(|s| s.sandbox.scope.write.iter().cloned())
+            .collect(),
+        sensitive: sensitive.paths().to_vec(),
+        strict: settings.strict,
+    };
+    if let Err(e) = backend.prepare(&every_scope) {
         tracing::warn!("filesystem monitor: {e}; a server's first writes may be missed");
     }
     if settings.strict {

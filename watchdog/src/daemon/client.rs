@@ -169,9 +169,10 @@ impl Backend for DaemonBackend {
         let _ = self.send(&Request::Unwatch { root_pid });
     }
 
-    fn prepare(&mut self, paths: &[PathBuf]) -> io::Result<()> {
+    fn prepare(&mut self, scope: &WatchScope) -> io::Result<()> {
         self.send(&Request::Prepare {
-            paths: paths.to_vec(),
+            write: scope.write.clone(),
+            sensitive: scope.sensitive.clone(),
         })
     }
 

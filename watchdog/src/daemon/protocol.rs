@@ -29,7 +29,8 @@ pub enum Request {
     /// Scopes and sensitive paths the caller's servers will have, sent before they start, so
     /// that the daemon sees their first writes.
     Prepare {
-        paths: Vec<PathBuf>,
+        write: Vec<PathBuf>,
+        sensitive: Vec<PathBuf>,
     },
 }
 

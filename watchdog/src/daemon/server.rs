@@ -132,8 +132,13 @@ impl Daemon {
                 }
                 None
             }
-            Request::Prepare { paths } => {
-                if let Err(e) = self.backend.prepare(&paths) {
+            Request::Prepare { write, sensitive } => {
+                let scope = WatchScope {
+                    write,
+                    sensitive,
+                    strict: false,
+                };
+                if let Err(e) = self.backend.prepare(&scope) {
                     tracing::warn!("proxy pid {pid}: cannot prepare its paths: {e}");
                 }
                 None

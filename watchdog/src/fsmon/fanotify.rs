@@ -252,8 +252,14 @@ impl Backend for FanotifyBackend {
         self.shared.forks.remove_spawner(spawner);
     }
 
-    fn prepare(&mut self, paths: &[PathBuf]) -> io::Result<()> {
-        FanotifyBackend::prepare(self, paths)
+    fn prepare(&mut self, scope: &WatchScope) -> io::Result<()> {
+        let paths: Vec<PathBuf> = scope
+            .write
+            .iter()
+            .chain(&scope.sensitive)
+            .cloned()
+            .collect();
+        FanotifyBackend::prepare(self, &paths)
     }
 
     fn enable_denial(&mut self) -> Result<(), String> {
@@ -741,7 +747,13 @@ impl Reader {
                 return;
             }
         }
-        let (comm, exe) = comm_exe(pid);
+        let (mut comm, mut exe) = comm_exe(pid);
+        if comm.is_empty() {
+            // Already gone: what the fork tracker saw at its exec.
+            if let Some(id) = self.shared.forks.identity(pid) {
+                (comm, exe) = (id.comm, id.exe);
+            }
+        }
         let ev = FsEvent {
             root_pid: root,
             pid,

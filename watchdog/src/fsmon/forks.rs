@@ -42,10 +42,31 @@ struct CnMsg {
 const EV_WHAT: usize = 0;
 const EV_DATA: usize = 16;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Entry {
     root: u32,
     exited: Option<Instant>,
+    /// Command name and executable, read from /proc when the process exec'd (or inherited from
+    /// its parent at fork): a short-lived process is gone before its file events are read.
+    identity: Option<Identity>,
+}
+
+/// What a process was called and ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub comm: String,
+    pub exe: Option<std::path::PathBuf>,
+}
+
+impl Identity {
+    /// Read from /proc; `None` once the process is gone.
+    fn read(pid: u32) -> Option<Identity> {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        Some(Identity {
+            comm: comm.trim_end_matches('\n').to_owned(),
+            exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
+        })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +82,7 @@ struct State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ProcEvent {
     Fork { parent_tgid: u32, child_tgid: u32 },
+    Exec { tgid: u32 },
     Exit { tgid: u32 },
 }
 
@@ -75,20 +97,35 @@ impl State {
                 if child_tgid == parent_tgid {
                     return;
                 }
-                let root = if self.spawners.contains(&parent_tgid) {
-                    Some(child_tgid)
+                let (root, identity) = if self.spawners.contains(&parent_tgid) {
+                    (Some(child_tgid), None)
                 } else {
-                    self.members.get(&parent_tgid).map(|e| e.root)
+                    match self.members.get(&parent_tgid) {
+                        Some(e) => (Some(e.root), e.identity.clone()),
+                        None => (None, None),
+                    }
                 };
                 match root {
                     Some(root) => {
-                        self.members
-                            .insert(child_tgid, Entry { root, exited: None });
+                        self.members.insert(
+                            child_tgid,
+                            Entry {
+                                root,
+                                exited: None,
+                                identity,
+                            },
+                        );
                     }
                     // A recycled pid that was a member: not any more.
                     None => {
                         self.members.remove(&child_tgid);
                     }
+                }
+            }
+            ProcEvent::Exec { tgid } => {
+                if let Some(e) = self.members.get_mut(&tgid) {
+                    // Gone already: unknown, not the parent's name it had before exec.
+                    e.identity = Identity::read(tgid);
                 }
             }
             ProcEvent::Exit { tgid } => {
@@ -157,9 +194,11 @@ impl State {
         }
         for (pid, root) in found {
             if let Some(root) = root {
-                self.members
-                    .entry(pid)
-                    .or_insert(Entry { root, exited: None });
+                self.members.entry(pid).or_insert(Entry {
+                    root,
+                    exited: None,
+                    identity: Identity::read(pid),
+                });
             }
         }
     }
@@ -254,6 +293,14 @@ impl ForkTracker {
         }
         let _ = self.drain_locked(&mut st);
         st.members.get(&pid).map(|e| e.root)
+    }
+
+    /// The name and executable `pid` had when it last exec'd, if it is a member.
+    pub fn identity(&self, pid: u32) -> Option<Identity> {
+        let mut st = self.state();
+        // An exec still queued would make the name inherited at fork the wrong one.
+        let _ = self.drain_locked(&mut st);
+        st.members.get(&pid)?.identity.clone()
     }
 
     /// How many times events were lost to an overflowing socket.
@@ -436,8 +483,11 @@ fn parse_proc_event(ev: &[u8]) -> Option<ProcEvent> {
         let pid = u32_at(ev, EV_DATA)?;
         let tgid = u32_at(ev, EV_DATA + 4)?;
         (pid == tgid).then_some(ProcEvent::Exit { tgid })
+    } else if what == libc::PROC_EVENT_EXEC {
+        // process_pid, process_tgid: the tree is unchanged, the name is new.
+        let tgid = u32_at(ev, EV_DATA + 4)?;
+        Some(ProcEvent::Exec { tgid })
     } else {
-        // Exec keeps the pid and the tree; nothing else matters here.
         None
     }
 }

@@ -137,6 +137,16 @@ impl Backend for InotifyBackend {
         Ok(())
     }
 
+    /// Watches the sensitive set now, as nobody's (root 0): a change there is reported even
+    /// before the first server is registered.
+    fn prepare(&mut self, scope: &WatchScope) -> io::Result<()> {
+        let sensitive_only = WatchScope {
+            sensitive: scope.sensitive.clone(),
+            ..WatchScope::default()
+        };
+        self.watch(0, &sensitive_only)
+    }
+
     fn unwatch(&mut self, root_pid: u32) {
         let mut st = lock(&self.state);
         st.scopes.remove(&root_pid);

@@ -29,8 +29,12 @@ pub struct Judgement {
 /// scope, or a sensitive file into it, is a breach. A symlink's second path is its target text,
 /// not something written, so only its first path counts.
 pub fn judge(event: &FsEvent, scope: &WatchScope) -> Judgement {
-    let path = real_path(&event.path);
-    let path2 = event.path2.as_ref().map(|p| real_path(p));
+    let path = resolved(&event.path);
+    // A symlink's second path is the link's text, shown as written.
+    let path2 = match event.op {
+        FsOp::Symlink => event.path2.clone(),
+        _ => event.path2.as_deref().map(resolved),
+    };
     let mut written = vec![path.as_path()];
     if matches!(event.op, FsOp::Rename | FsOp::Link) {
         written.extend(path2.as_deref());
@@ -48,6 +52,16 @@ pub fn judge(event: &FsEvent, scope: &WatchScope) -> Judgement {
         breach,
         path,
         path2,
+    }
+}
+
+/// `path` with `..` removed and the symbolic links of its directory resolved, but not of its last
+/// component: unlinking, renaming or creating a symlink acts on the link itself, and the backends
+/// already report the file an open through a link actually reached.
+fn resolved(path: &Path) -> PathBuf {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => real_path(parent).join(name),
+        _ => real_path(path),
     }
 }
 
@@ -178,6 +192,26 @@ mod tests {
             &s,
         );
         assert!(matches!(j.breach, Some(Breach::Sensitive { .. })));
+    }
+
+    #[test]
+    fn a_symlink_is_judged_where_it_is_not_where_it_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = real_path(dir.path());
+        let link = real_dir.join("link");
+        std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+        let scope = WatchScope {
+            write: vec![real_dir.clone()],
+            ..WatchScope::default()
+        };
+        let j = judge(
+            &event(FsOp::Symlink, link.to_str().unwrap(), Some("/etc/hostname")),
+            &scope,
+        );
+        assert_eq!((j.breach, j.path), (None, link.clone()));
+        assert_eq!(j.path2, Some(PathBuf::from("/etc/hostname")));
+        let j = judge(&event(FsOp::Unlink, link.to_str().unwrap(), None), &scope);
+        assert_eq!(j.breach, None, "removing the link is in scope");
     }
 
     #[test]

@@ -86,9 +86,10 @@ pub trait Backend: Send {
     /// Stops following new children of `spawner` (it went away; its pid may be reused).
     fn remove_spawner(&mut self, _spawner: u32) {}
 
-    /// Gets ready to see writes beneath `paths` before any server runs (fanotify marks the
-    /// filesystems holding them), so that a server's first writes are not missed.
-    fn prepare(&mut self, _paths: &[PathBuf]) -> io::Result<()> {
+    /// Gets ready, before any server runs, for everything the servers' scopes (all of them in
+    /// `scope`) and the sensitive set cover (fanotify marks their filesystems, inotify watches the
+    /// sensitive locations), so that a server's first writes are not missed.
+    fn prepare(&mut self, _scope: &WatchScope) -> io::Result<()> {
         Ok(())
     }
 

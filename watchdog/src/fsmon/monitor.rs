@@ -10,9 +10,11 @@ use super::event::{BackendKind, FsEvent, Outcome};
 use super::judge::{judge, prevented, Breach, Judgement};
 use super::{Backend, WatchScope};
 use crate::alert::{ActionTaken, Alert, FsRecord, RaiseAlert, Severity};
+use crate::sandbox::sensitive::real_path;
 use crate::sandbox::SCOPE_L4;
 use actix::prelude::*;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +72,9 @@ pub struct FsMonitor {
     trees: HashMap<u32, Watched>,
     early: EarlyEvents,
     stats: Arc<MonitorStats>,
+    /// The watchdog's own state and config: it writes there itself (audit log, pins), so an
+    /// unattributed change there says nothing about a server.
+    own: Vec<PathBuf>,
 }
 
 impl FsMonitor {
@@ -87,6 +92,11 @@ impl FsMonitor {
             trees: HashMap::new(),
             early: EarlyEvents::default(),
             stats: Arc::default(),
+            own: [dirs::state_dir(), dirs::config_dir()]
+                .into_iter()
+                .flatten()
+                .map(|d| real_path(&d.join("mcp-watchdog")))
+                .collect(),
         }
     }
 
@@ -139,6 +149,9 @@ impl FsMonitor {
     /// An event whose writer the backend cannot name (inotify): only a sensitive location is worth
     /// an alert, and it names no server.
     fn unattributed(&mut self, event: FsEvent) {
+        if self.own.iter().any(|own| event.path.starts_with(own)) {
+            return;
+        }
         let scope = WatchScope {
             write: Vec::new(),
             sensitive: self
