@@ -488,3 +488,40 @@ fn the_daemon_refuses_to_run_unprivileged() {
         "{out:?}"
     );
 }
+
+/// Strict mode as root with fanotify: a server's open of a sensitive file is refused (EPERM) and
+/// reported; an open the kernel refused needs no kill, so the server lives on.
+#[test]
+fn fanotify_strict_mode_denies_sensitive_opens() {
+    let test = "fanotify_strict_mode_denies_sensitive_opens";
+    if !is_root() {
+        eprintln!("{test}: skipped: fanotify permission events need root");
+        return;
+    }
+    let at = Layout::new();
+    fs::create_dir_all(at.home.join(".ssh")).unwrap();
+    fs::write(at.home.join(".ssh/id_test"), "PRIVATE KEY\n").unwrap();
+    let script = r#"cat "$HOME/.ssh/id_test" > "$SCOPE/stolen" 2> "$SCOPE/err"
+echo $? > "$SCOPE/rc""#;
+    let mut wd = at.start(
+        &at.config(script, ""),
+        &["--strict", "--fs-backend", "fanotify"],
+    );
+    wd.initialize();
+    let key = at.home.join(".ssh/id_test").to_string_lossy().into_owned();
+    let a = wd.wait_alert("denied open", ALERT_WAIT, |a| {
+        a["rule"] == "SCOPE-L4" && a["fs"]["path"] == key.as_str()
+    });
+    assert_eq!(a["class"], "sensitive open");
+    assert_eq!(a["action"], "blocked");
+    assert_eq!(a["fs"]["outcome"], "denied");
+    assert_eq!(a["fs"]["operation"], "open");
+    assert_ne!(at.pid("rc"), 0, "cat must have failed");
+    let err = fs::read_to_string(at.scope.join("err")).unwrap();
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert_eq!(fs::read_to_string(at.scope.join("stolen")).unwrap(), "");
+    // Refused, not killed: the server still answers.
+    wd.request("ping", serde_json::json!({}));
+    wd.close_stdin();
+    wd.wait_exit(EXIT_TIMEOUT);
+}

@@ -6,7 +6,7 @@
 //! their tree instead of being lost.
 
 use super::early::EarlyEvents;
-use super::event::{BackendKind, FsEvent, Outcome};
+use super::event::{BackendKind, FsEvent, FsOp, Outcome};
 use super::judge::{judge, prevented, Breach, Judgement};
 use super::{Backend, WatchScope};
 use crate::alert::{ActionTaken, Alert, FsRecord, RaiseAlert, Severity};
@@ -185,7 +185,12 @@ impl FsMonitor {
 fn scope_alert(event: &FsEvent, j: &Judgement, breach: &Breach, quarantine: bool) -> Alert {
     let (class, severity, where_) = match breach {
         Breach::Sensitive { location } => (
-            "sensitive write",
+            // Permission events cannot tell a read from a write: an open is only an open.
+            if event.op == FsOp::Open {
+                "sensitive open"
+            } else {
+                "sensitive write"
+            },
             Severity::Critical,
             format!("sensitive location {}", location.display()),
         ),
@@ -294,7 +299,6 @@ impl Handler<UnwatchTree> for FsMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fsmon::event::FsOp;
     use std::path::PathBuf;
     use std::sync::Mutex;
 
