@@ -105,9 +105,11 @@ pub const EVENT_QUEUE: usize = 8192;
 
 /// Every backend this build has, best first.
 pub fn candidates() -> &'static [(probe::BackendChoice, probe::Starter)] {
+    // A running daemon first: it already holds the kernel monitor for every proxy, so a root
+    // proxy need not load its own.
     &[
-        (probe::BackendChoice::Fanotify, start_fanotify),
         (probe::BackendChoice::Daemon, start_daemon_client),
+        (probe::BackendChoice::Fanotify, start_fanotify),
         (probe::BackendChoice::Inotify, start_inotify),
     ]
 }

@@ -9,7 +9,7 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
-    /// The best that works here: eBPF, fanotify, the daemon, inotify.
+    /// The best that works here: a running daemon, eBPF, fanotify, inotify.
     #[default]
     Auto,
     Ebpf,
