@@ -206,8 +206,11 @@ fn alert_sink(settings: &Settings) -> AlertSink {
 }
 
 /// The analyzer actors these settings ask for, started (alerts only; inline guards are in the
-/// pipeline).
-fn analyzers(settings: &Settings, alerts: &Addr<AlertSink>) -> Analyzers {
+/// pipeline), and the classifier when results are held for its verdict.
+fn analyzers(
+    settings: &Settings,
+    alerts: &Addr<AlertSink>,
+) -> (Analyzers, Option<Addr<crate::analyze::semantic::Semantic>>) {
     use crate::analyze::drift::{Drift, DRIFT};
     let mut analyzers = Analyzers::default();
     if settings.policy.action(DRIFT) != crate::policy::Action::Off {
@@ -219,10 +222,13 @@ fn analyzers(settings: &Settings, alerts: &Addr<AlertSink>) -> Analyzers {
     }
     if settings.semantic.enabled {
         if let Some(s) = crate::analyze::semantic::Semantic::start_for(&settings.semantic, alerts) {
-            analyzers.add(s.recipient());
+            analyzers.add(s.clone().recipient());
+            if settings.semantic.hold {
+                return (analyzers, Some(s));
+            }
         }
     }
-    analyzers
+    (analyzers, None)
 }
 
 /// Probes the filesystem backends and starts the monitor, following every child of this process
@@ -331,13 +337,15 @@ fn start(settings: Settings) -> anyhow::Result<()> {
             addr: addr.clone(),
         })
         .collect();
+    let (analyzers, hold) = analyzers(&settings, &alerts);
     let session = Session::new(SessionParts {
         upstreams: links,
         client_out,
         client_writer,
         pipeline: Arc::new(crate::inspect::registry::pipeline(&settings)),
         alerts: alerts.clone(),
-        analyzers: analyzers(&settings, &alerts),
+        analyzers,
+        hold,
         supervisor: supervisor_ctx.address().recipient(),
     });
     session_ctx.add_stream(frame_stream(stdio::stdin(), settings.max_frame));

@@ -59,6 +59,21 @@ pub struct SemanticConfig {
     pub cache_entries: usize,
     /// Judge tool results as well as tool descriptions.
     pub results: bool,
+    /// Hold each tool result until the classifier has judged it, and block a malicious one (the
+    /// session waits, so this costs a round trip to the endpoint per new result). Off: results
+    /// pass at once and a verdict only raises an alert.
+    pub hold: bool,
+    /// When holding and the classifier fails or times out: `pass` (default) or `block`.
+    pub hold_on_failure: HoldOnFailure,
+}
+
+/// What a held result becomes when no verdict comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldOnFailure {
+    #[default]
+    Pass,
+    Block,
 }
 
 impl Default for SemanticConfig {
@@ -74,6 +89,8 @@ impl Default for SemanticConfig {
             max_chars: 8_000,
             cache_entries: 1_024,
             results: true,
+            hold: false,
+            hold_on_failure: HoldOnFailure::Pass,
         }
     }
 }
@@ -335,6 +352,22 @@ pub struct Semantic {
     max_chars: usize,
     cache_entries: usize,
     results: bool,
+    hold: Option<HoldOnFailure>,
+}
+
+/// Asks for a verdict on a tool result before it goes on (`[semantic] hold = true`).
+#[derive(Message)]
+#[rtype(result = "Held")]
+pub struct HoldResult {
+    pub server: Arc<str>,
+    pub raw: bytes::Bytes,
+}
+
+/// What the session does with a held result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    Pass,
+    Block { reason: String },
 }
 
 impl Semantic {
@@ -359,6 +392,7 @@ impl Semantic {
             max_chars: config.max_chars.max(1),
             cache_entries: config.cache_entries,
             results: config.results,
+            hold: config.hold.then_some(config.hold_on_failure),
         })
     }
 
@@ -439,18 +473,20 @@ impl Semantic {
     }
 
     fn judge(&self, server: Arc<str>, item: Item) {
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(item.kind.as_bytes())
-            .chain_update([0])
-            .chain_update(item.text.as_bytes())
-            .finalize()
-            .into();
+        let key = cache_key(&item);
         {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(v) = cache.verdicts.get(&key).cloned() {
                 self.stats.cached.fetch_add(1, Ordering::Relaxed);
                 if v.malicious {
-                    raise(&self.alerts, &self.stats, &server, &item, &v);
+                    raise(
+                        &self.alerts,
+                        &self.stats,
+                        &server,
+                        &item,
+                        &v,
+                        ActionTaken::Alerted,
+                    );
                 }
                 return;
             }
@@ -486,7 +522,7 @@ impl Semantic {
             match verdict {
                 Ok(v) => {
                     if v.malicious {
-                        raise(&alerts, &stats, &server, &item, &v);
+                        raise(&alerts, &stats, &server, &item, &v, ActionTaken::Alerted);
                     }
                     c.insert(key, v, cap);
                 }
@@ -506,6 +542,7 @@ fn raise(
     server: &str,
     item: &Item,
     v: &Verdict,
+    action: ActionTaken,
 ) {
     stats.flagged.fetch_add(1, Ordering::Relaxed);
     alerts.do_send(RaiseAlert(
@@ -513,7 +550,7 @@ fn raise(
             SEMANTIC,
             v.category.clone(),
             Severity::High,
-            ActionTaken::Alerted,
+            action,
             format!("classifier flags {}: {}", item.label, v.reason),
         )
         .server(server)
@@ -538,10 +575,99 @@ impl Handler<Observation> for Semantic {
         if o.blocked || o.direction != Direction::ServerToClient || o.kind != Kind::Result {
             return;
         }
+        // Held results were judged on their way (HoldResult).
+        if self.hold.is_some() && o.method.as_deref() == Some("tools/call") {
+            return;
+        }
         for item in self.items(&o) {
             self.judge(o.server.clone(), item);
         }
     }
+}
+
+impl Handler<HoldResult> for Semantic {
+    type Result = ResponseFuture<Held>;
+
+    /// Judges the result's text (cached verdicts answer at once), bounded by the classifier's
+    /// timeout; a malicious one is alerted as blocked.
+    fn handle(&mut self, h: HoldResult, _: &mut Context<Self>) -> Self::Result {
+        let on_failure = self.hold.unwrap_or_default();
+        let observation = Observation {
+            at: std::time::Instant::now(),
+            server: h.server.clone(),
+            direction: Direction::ServerToClient,
+            kind: Kind::Result,
+            method: Some(Arc::from("tools/call")),
+            raw: h.raw,
+            blocked: false,
+        };
+        let Some(item) = self.items(&observation).into_iter().next() else {
+            return Box::pin(async { Held::Pass });
+        };
+        let key = cache_key(&item);
+        let cached = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .verdicts
+            .get(&key)
+            .cloned();
+        let classifier = self.classifier.clone();
+        let permits = self.permits.clone();
+        let cache = self.cache.clone();
+        let stats = self.stats.clone();
+        let alerts = self.alerts.clone();
+        let cap = self.cache_entries;
+        Box::pin(async move {
+            let verdict = match cached {
+                Some(v) => {
+                    stats.cached.fetch_add(1, Ordering::Relaxed);
+                    Ok(v)
+                }
+                None => {
+                    let _permit = permits.acquire_owned().await;
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
+                    let v = classifier.classify(item.kind, &h.server, &item.text).await;
+                    if let Ok(v) = &v {
+                        cache
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key, v.clone(), cap);
+                    }
+                    v
+                }
+            };
+            match verdict {
+                Ok(v) if v.malicious => {
+                    raise(&alerts, &stats, &h.server, &item, &v, ActionTaken::Blocked);
+                    Held::Block {
+                        reason: v.reason.clone(),
+                    }
+                }
+                Ok(_) => Held::Pass,
+                Err(e) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!("semantic classifier: held result from {}: {e}", h.server);
+                    match on_failure {
+                        HoldOnFailure::Pass => Held::Pass,
+                        HoldOnFailure::Block => Held::Block {
+                            reason: format!("no verdict ({e})"),
+                        },
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// The cache key of one text to judge: its kind and its content.
+fn cache_key(item: &Item) -> [u8; 32] {
+    Sha256::new()
+        .chain_update(item.kind.as_bytes())
+        .chain_update([0])
+        .chain_update(item.text.as_bytes())
+        .finalize()
+        .into()
 }
 
 #[cfg(test)]

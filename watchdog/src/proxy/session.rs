@@ -9,13 +9,14 @@ use super::pending::{Origin, Pending, PendingRequests, ServerRequests};
 use super::routing::{self, Directory, FanOut, NameField, Route};
 use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
+use crate::analyze::semantic::{Held, HoldResult, Semantic};
 use crate::analyze::{Analyzers, Observation};
 use crate::inspect::shadow::{DUPLICATE_NAME, SHADOW};
 use crate::inspect::{Outcome, Pipeline, SubjectMeta};
 use crate::jsonrpc::error::{code, error_response};
 use crate::jsonrpc::head::read_head;
 use crate::jsonrpc::{Frame, Id, Kind, Message, MessageError, Parsed};
-use crate::mcp::methods::CANCELLED;
+use crate::mcp::methods::{CANCELLED, TOOLS_CALL};
 use crate::mcp::ListMethod;
 use crate::supervisor::upstream::{ToServer, Upstream};
 use actix::prelude::*;
@@ -114,6 +115,8 @@ pub struct Session {
     pipeline: Arc<Pipeline>,
     alerts: Addr<AlertSink>,
     analyzers: Analyzers,
+    /// `[semantic] hold`: tool results wait for the classifier's verdict.
+    hold: Option<Addr<Semantic>>,
     supervisor: Recipient<ClientClosed>,
     pending: PendingRequests,
     server_requests: ServerRequests,
@@ -130,6 +133,7 @@ pub struct SessionParts {
     pub pipeline: Arc<Pipeline>,
     pub alerts: Addr<AlertSink>,
     pub analyzers: Analyzers,
+    pub hold: Option<Addr<Semantic>>,
     pub supervisor: Recipient<ClientClosed>,
 }
 
@@ -144,6 +148,7 @@ impl Session {
             pipeline: p.pipeline,
             alerts: p.alerts,
             analyzers: p.analyzers,
+            hold: p.hold,
             supervisor: p.supervisor,
             pending: PendingRequests::new(n),
             server_requests: ServerRequests::default(),
@@ -937,20 +942,48 @@ impl Session {
             m.id.as_ref(),
             &m.raw,
         );
-        let blocked = matches!(verdict, Verdict::Stopped(_));
         let forwarded = match verdict {
             Verdict::Unchanged => Some(m),
             Verdict::Rewritten(m) => Some(m),
             // A response answers nothing further: an answer for it means stop it.
             Verdict::Stopped(_) => None,
         };
+        let held = forwarded
+            .as_ref()
+            .filter(|f| f.kind == Kind::Result && &*pending.method == TOOLS_CALL)
+            .and_then(|f| Some((self.hold.clone()?, f.raw.clone())));
+        if let Some((semantic, raw)) = held {
+            // Waiting stops this session's mailbox: nothing overtakes the held result.
+            let ask = semantic.send(HoldResult { server: name, raw });
+            ctx.wait(ask.into_actor(self).map(move |held, act, ctx| {
+                let forwarded = match held {
+                    Ok(Held::Block { .. }) => None,
+                    // The classifier actor is gone: it was only ever asked, not relied on.
+                    Ok(Held::Pass) | Err(_) => forwarded,
+                };
+                act.deliver_response(upstream, pending, forwarded, ctx);
+            }));
+            return;
+        }
+        self.deliver_response(upstream, pending, forwarded, ctx);
+    }
+
+    /// Sends a server's (inspected) response on to whoever asked, or the refusal when it was
+    /// stopped (`None`).
+    fn deliver_response(
+        &mut self,
+        upstream: usize,
+        pending: Pending,
+        forwarded: Option<Message>,
+        ctx: &mut Context<Self>,
+    ) {
         self.observe(
             upstream,
             Direction::ServerToClient,
             forwarded.as_ref().map_or(Kind::Error, |f| f.kind),
             Some(&pending.method),
             forwarded.as_ref().map_or(&Bytes::new(), |f| &f.raw),
-            blocked,
+            forwarded.is_none(),
         );
         match (pending.origin, forwarded) {
             (Origin::Client(client_id), Some(msg)) => {
