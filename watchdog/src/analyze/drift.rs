@@ -13,6 +13,7 @@
 
 use super::Observation;
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
+use crate::inspect::literal_scan::LiteralScan;
 use crate::jsonrpc::Kind;
 use crate::mcp::methods::{PING, TOOLS_CALL};
 use actix::prelude::*;
@@ -505,8 +506,7 @@ fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
     }
     // One pass for every path and phrase, without copying the message.
     let raw = &raw[..raw.len().min(SCAN_LIMIT)];
-    for m in text_markers().find_overlapping_iter(raw) {
-        let i = m.pattern().as_usize();
+    text_markers().for_each(raw, |i| {
         out.insert(match SENSITIVE_PATHS.get(i) {
             Some(p) => format!("path:{}", p.trim_end_matches('"')),
             None => format!(
@@ -514,18 +514,22 @@ fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
                 FINGERPRINT_PHRASES[i - SENSITIVE_PATHS.len()]
             ),
         });
-    }
+        true
+    });
     out
 }
 
-/// Sensitive paths, then fingerprint phrases (case-insensitive).
-fn text_markers() -> &'static aho_corasick::AhoCorasick {
-    static AC: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
-    AC.get_or_init(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(SENSITIVE_PATHS.iter().chain(FINGERPRINT_PHRASES))
-            .expect("static patterns")
+/// Sensitive paths, then fingerprint phrases (case-insensitive). Every tool result passes through
+/// this scan on the relay thread, hence the fast literal scan rather than an automaton.
+fn text_markers() -> &'static LiteralScan {
+    static SCAN: std::sync::OnceLock<LiteralScan> = std::sync::OnceLock::new();
+    SCAN.get_or_init(|| {
+        let all: Vec<&str> = SENSITIVE_PATHS
+            .iter()
+            .chain(FINGERPRINT_PHRASES)
+            .copied()
+            .collect();
+        LiteralScan::new(&all)
     })
 }
 
