@@ -484,6 +484,9 @@ fn keys_may_matter(raw: &[u8]) -> bool {
     if !raw.is_ascii() || raw.contains(&b'\\') {
         return true;
     }
+    if memchr::memchr2(b'_', b'-', raw).is_none() {
+        return key_words().any(raw); // the scan ignores case: nothing to copy
+    }
     let squeezed: Vec<u8> = raw
         .iter()
         .filter(|b| !matches!(b, b'_' | b'-'))
