@@ -13,6 +13,7 @@
 
 use super::Observation;
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
+use crate::inspect::literal_scan::LiteralScan;
 use crate::jsonrpc::Kind;
 use crate::mcp::methods::{PING, TOOLS_CALL};
 use actix::prelude::*;
@@ -390,7 +391,7 @@ impl DriftState {
             _ => false,
         };
         if carries_markers {
-            let json = json.or_else(|| parse(&o.raw));
+            let json = json.or_else(|| keys_may_matter(&o.raw).then(|| parse(&o.raw)).flatten());
             let found = markers(&o.raw, json.as_ref());
             if learning {
                 s.baseline.markers.extend(found);
@@ -471,6 +472,43 @@ fn parse(raw: &[u8]) -> Option<Value> {
     serde_json::from_slice(raw).ok()
 }
 
+/// Whether `raw` may hold an object key that [`markers`] turns into a marker. Parsing a message
+/// into a `Value` costs more than everything else DRIFT does with it, and most results have no
+/// such key. A key is contiguous in the raw text, so with `_` and `-` dropped and lower-cased the
+/// raw text contains what the key normalizes to; escapes and non-ASCII (the Kelvin sign
+/// lower-cases to `k`) are left to the parser.
+fn keys_may_matter(raw: &[u8]) -> bool {
+    if raw.len() > PARSE_LIMIT {
+        return false; // not parsed anyway
+    }
+    if !raw.is_ascii() || raw.contains(&b'\\') {
+        return true;
+    }
+    if memchr::memchr2(b'_', b'-', raw).is_none() {
+        return key_words().any(raw); // the scan ignores case: nothing to copy
+    }
+    let squeezed: Vec<u8> = raw
+        .iter()
+        .filter(|b| !matches!(b, b'_' | b'-'))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    key_words().any(&squeezed)
+}
+
+/// What a key must contain (or, quoted, be) to be a marker.
+fn key_words() -> &'static LiteralScan {
+    static SCAN: std::sync::OnceLock<LiteralScan> = std::sync::OnceLock::new();
+    SCAN.get_or_init(|| {
+        let all: Vec<&str> = CREDENTIAL_KEYS
+            .iter()
+            .chain(FINGERPRINT_KEYS)
+            .chain(&["\"tz\""])
+            .copied()
+            .collect();
+        LiteralScan::new(&all)
+    })
+}
+
 /// `credential:<key>`, `path:<path>`, `fingerprint:<key or phrase>` found in a message.
 fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -505,8 +543,7 @@ fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
     }
     // One pass for every path and phrase, without copying the message.
     let raw = &raw[..raw.len().min(SCAN_LIMIT)];
-    for m in text_markers().find_overlapping_iter(raw) {
-        let i = m.pattern().as_usize();
+    text_markers().for_each(raw, |i| {
         out.insert(match SENSITIVE_PATHS.get(i) {
             Some(p) => format!("path:{}", p.trim_end_matches('"')),
             None => format!(
@@ -514,18 +551,22 @@ fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
                 FINGERPRINT_PHRASES[i - SENSITIVE_PATHS.len()]
             ),
         });
-    }
+        true
+    });
     out
 }
 
-/// Sensitive paths, then fingerprint phrases (case-insensitive).
-fn text_markers() -> &'static aho_corasick::AhoCorasick {
-    static AC: std::sync::OnceLock<aho_corasick::AhoCorasick> = std::sync::OnceLock::new();
-    AC.get_or_init(|| {
-        aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(SENSITIVE_PATHS.iter().chain(FINGERPRINT_PHRASES))
-            .expect("static patterns")
+/// Sensitive paths, then fingerprint phrases (case-insensitive). Every tool result passes through
+/// this scan on the relay thread, hence the fast literal scan rather than an automaton.
+fn text_markers() -> &'static LiteralScan {
+    static SCAN: std::sync::OnceLock<LiteralScan> = std::sync::OnceLock::new();
+    SCAN.get_or_init(|| {
+        let all: Vec<&str> = SENSITIVE_PATHS
+            .iter()
+            .chain(FINGERPRINT_PHRASES)
+            .copied()
+            .collect();
+        LiteralScan::new(&all)
     })
 }
 
@@ -637,6 +678,22 @@ mod tests {
             raw: Bytes::from(v.to_string()),
             blocked: false,
         }
+    }
+
+    #[test]
+    fn only_results_without_a_possible_marker_key_skip_the_parse() {
+        for raw in [
+            r#"{"result":{"API-Key":1}}"#,
+            r#"{"result":{"T_z":1}}"#,
+            r#"{"result":{"\u0074oken":1}}"#,
+            "{\"result\":{\"to\u{212A}en\":1}}",
+        ] {
+            assert!(keys_may_matter(raw.as_bytes()), "{raw}");
+            let found = markers(raw.as_bytes(), parse(raw.as_bytes()).as_ref());
+            assert!(!found.is_empty(), "{raw}");
+        }
+        let prose = r#"{"result":{"content":[{"type":"text","text":"The garden was quiet."}]}}"#;
+        assert!(!keys_may_matter(prose.as_bytes()));
     }
 
     fn call(tool: &str, args: Value) -> Observation {

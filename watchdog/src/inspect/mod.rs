@@ -11,6 +11,7 @@ pub mod entropy;
 pub mod escalation;
 pub mod exfil;
 pub mod flow_guard;
+pub mod literal_scan;
 pub mod oauth;
 pub mod param_inject;
 pub mod path;

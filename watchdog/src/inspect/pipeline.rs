@@ -1,9 +1,9 @@
 //! Runs the inspectors over one message and turns their findings into one outcome.
 
+use super::literal_scan::LiteralScan;
 use super::{Findings, Inspector, Subject, SubjectMeta};
 use crate::alert::{ActionTaken, Alert, Direction, Severity};
 use crate::policy::Policy;
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -45,7 +45,7 @@ pub struct Pipeline {
 /// Every inspector's trigger literals for one direction in one automaton: a message is scanned
 /// once, not once per inspector (a scan of 64 KiB costs as much as the rest of the fast path).
 struct SharedLiterals {
-    automaton: Option<AhoCorasick>,
+    scan: Option<LiteralScan>,
     /// For each literal, the inspectors (indices) it wakes.
     owners: Vec<Vec<usize>>,
     /// Which inspectors are woken this way.
@@ -69,21 +69,9 @@ impl SharedLiterals {
             }
         }
         let (literals, owners): (Vec<String>, Vec<Vec<usize>>) = by_literal.into_iter().unzip();
-        // Results can be megabytes and want a DFA; requests are small, and a compact automaton
-        // that builds in a fraction of the time (startup) and memory serves them as well.
-        let kind = match direction {
-            Direction::ServerToClient => AhoCorasickKind::DFA,
-            Direction::ClientToServer => AhoCorasickKind::ContiguousNFA,
-        };
-        let automaton = (!literals.is_empty()).then(|| {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .kind(Some(kind))
-                .build(&literals)
-                .expect("trigger literals build")
-        });
+        let scan = (!literals.is_empty()).then(|| LiteralScan::new(&literals));
         SharedLiterals {
-            automaton,
+            scan,
             owners,
             users,
         }
@@ -92,22 +80,20 @@ impl SharedLiterals {
     /// Which inspectors' literals occur in `raw`.
     fn woken(&self, raw: &[u8]) -> Vec<bool> {
         let mut woken = vec![false; self.users.len()];
-        let Some(automaton) = &self.automaton else {
+        let Some(scan) = &self.scan else {
             return woken;
         };
         let wanted = self.users.iter().filter(|u| **u).count();
         let mut found = 0;
-        for m in automaton.find_overlapping_iter(raw) {
-            for &i in &self.owners[m.pattern().as_usize()] {
+        scan.for_each(raw, |pattern| {
+            for &i in &self.owners[pattern] {
                 if !woken[i] {
                     woken[i] = true;
                     found += 1;
                 }
             }
-            if found == wanted {
-                break;
-            }
-        }
+            found < wanted
+        });
         woken
     }
 }

@@ -196,6 +196,14 @@ pub fn disguised(raw: &[u8]) -> bool {
     let letter = |i: usize| raw.get(i).is_some_and(u8::is_ascii_alphabetic);
     let mut i = 0;
     while i < raw.len() {
+        // Every disguise starts at a byte >= 0xC2: skip plain ASCII a word-sized block at a time
+        // (most text is ASCII, and this check runs on every message the literals did not wake).
+        if let Some(block) = raw.get(i..i + 32) {
+            if block.is_ascii() {
+                i += 32;
+                continue;
+            }
+        }
         let b = raw[i];
         if b < 0xC2 {
             i += 1;

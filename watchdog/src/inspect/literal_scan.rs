@@ -1,0 +1,320 @@
+//! Which of many literals (ASCII case-insensitive) occur in a text: exactly what an overlapping
+//! Aho-Corasick search reports, several times faster on prose.
+//!
+//! A DFA takes one dependent table lookup per byte (~0.5 GB/s), and with hundreds of literals made
+//! of ordinary letters no skip-ahead prefilter applies. Here every literal is represented by its
+//! rarest 2- or 4-byte piece; a pass with independent per-byte lookups in two small bit tables
+//! finds where such a piece could be, and only there are the literals with that piece compared
+//! with the text around it. Every occurrence of a literal contains its piece, so none is missed;
+//! the comparison is exact, so nothing is invented.
+
+/// Hashed 4-byte pieces: 2^17 bits (16 KiB), few enough collisions for a few hundred literals.
+const QUAD_BITS: u32 = 17;
+
+pub struct LiteralScan {
+    literals: Vec<Box<[u8]>>,
+    /// Where some piece can start: (lowercased) byte | next byte << 8, for every piece (a
+    /// one-byte literal sets every next byte).
+    starts: Box<[u64]>,
+    /// The same, for the pieces of literals shorter than 4 bytes only.
+    shorts: Box<[u64]>,
+    /// Hashes of the 4-byte pieces of longer literals, bytes folded with `| 0x20` (a fold that
+    /// never separates two bytes ASCII case-insensitive matching equates).
+    quads: Box<[u64]>,
+    /// (piece key, literal, offset of the piece in it), sorted by key: what a candidate checks.
+    /// Keys: `1 << 32 | byte` for one-byte literals, `1 << 33 | pair` for pairs, the folded
+    /// little-endian piece for quads.
+    pieces: Vec<(u64, u32, u32)>,
+    /// An empty literal occurs everywhere.
+    empty: Vec<u32>,
+}
+
+const SINGLE: u64 = 1 << 32;
+const PAIR: u64 = 1 << 33;
+
+impl LiteralScan {
+    pub fn new<P: AsRef<[u8]>>(literals: &[P]) -> LiteralScan {
+        let mut starts = vec![0u64; (1 << 16) / 64].into_boxed_slice();
+        let mut shorts = starts.clone();
+        let mut quads = vec![0u64; (1usize << QUAD_BITS) / 64].into_boxed_slice();
+        let mut pieces = Vec::new();
+        let mut empty = Vec::new();
+        for (n, l) in literals.iter().enumerate() {
+            let (l, n) = (l.as_ref(), n as u32);
+            match l.len() {
+                0 => empty.push(n),
+                1 => {
+                    let a = lower(l[0]);
+                    for b in 0..=255 {
+                        set(&mut starts, pair_index(a, b));
+                        set(&mut shorts, pair_index(a, b));
+                    }
+                    pieces.push((SINGLE | a as u64, n, 0));
+                }
+                2 | 3 => {
+                    let at = rarest(l, 2);
+                    let pair = pair_index(lower(l[at]), lower(l[at + 1]));
+                    set(&mut starts, pair);
+                    set(&mut shorts, pair);
+                    pieces.push((PAIR | pair as u64, n, at as u32));
+                }
+                _ => {
+                    let at = rarest(l, 4);
+                    let w = fold(u32::from_le_bytes([l[at], l[at + 1], l[at + 2], l[at + 3]]));
+                    set(&mut quads, quad_index(w));
+                    set(&mut starts, pair_index(lower(l[at]), lower(l[at + 1])));
+                    pieces.push((w as u64, n, at as u32));
+                }
+            }
+        }
+        pieces.sort_unstable();
+        LiteralScan {
+            literals: literals.iter().map(|l| l.as_ref().into()).collect(),
+            starts,
+            shorts,
+            quads,
+            pieces,
+            empty,
+        }
+    }
+
+    pub fn memory_usage(&self) -> usize {
+        (self.starts.len() + self.shorts.len() + self.quads.len()) * 8
+            + self.pieces.len() * 16
+            + self.literals.iter().map(|l| l.len() + 16).sum::<usize>()
+    }
+
+    /// Calls `f` with the literal of every occurrence in `hay` (overlapping ones included) until
+    /// `f` returns false: what an overlapping, ASCII case-insensitive Aho-Corasick search reports,
+    /// in no particular order.
+    pub fn for_each(&self, hay: &[u8], mut f: impl FnMut(usize) -> bool) {
+        for &n in &self.empty {
+            for _ in 0..=hay.len() {
+                if !f(n as usize) {
+                    return;
+                }
+            }
+        }
+        if self.pieces.is_empty() {
+            return;
+        }
+        let n = hay.len();
+        // One bit test per byte, on the (rolling) pair of lowercased bytes: no iteration waits
+        // for another's result, unlike a DFA's state, and in prose few pairs start a piece.
+        let mut b = hay.first().map_or(0, |&b| lower(b));
+        for i in 0..n {
+            let a = b;
+            b = hay.get(i + 1).map_or(0, |&b| lower(b));
+            let pair = pair_index(a, b);
+            if !get(&self.starts, pair) {
+                continue;
+            }
+            let short = get(&self.shorts, pair);
+            let quad = hay
+                .get(i..i + 4)
+                .map(|q| fold(u32::from_le_bytes([q[0], q[1], q[2], q[3]])))
+                .filter(|&w| get(&self.quads, quad_index(w)));
+            if (short || quad.is_some()) && !self.check(hay, i, (a, b), short, quad, &mut f) {
+                return;
+            }
+        }
+    }
+
+    /// Whether any literal occurs in `hay`.
+    pub fn any(&self, hay: &[u8]) -> bool {
+        let mut found = false;
+        self.for_each(hay, |_| {
+            found = true;
+            false
+        });
+        found
+    }
+
+    /// Reports the literals whose piece is at `i` and which occur there whole; false once `f`
+    /// asks to stop.
+    fn check(
+        &self,
+        hay: &[u8],
+        i: usize,
+        (a, b): (u8, u8),
+        short: bool,
+        quad: Option<u32>,
+        f: &mut dyn FnMut(usize) -> bool,
+    ) -> bool {
+        let keys = [
+            short.then_some(SINGLE | a as u64),
+            (short && i + 1 < hay.len()).then_some(PAIR | pair_index(a, b) as u64),
+            quad.map(u64::from),
+        ];
+        for key in keys.into_iter().flatten() {
+            let from = self.pieces.partition_point(|p| p.0 < key);
+            for &(k, n, at) in &self.pieces[from..] {
+                if k != key {
+                    break;
+                }
+                let literal = &self.literals[n as usize];
+                let Some(start) = i.checked_sub(at as usize) else {
+                    continue;
+                };
+                let here = hay.get(start..start + literal.len());
+                if here.is_some_and(|h| h.eq_ignore_ascii_case(literal)) && !f(n as usize) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+fn fold(w: u32) -> u32 {
+    w | 0x2020_2020
+}
+
+fn lower(b: u8) -> u8 {
+    b.to_ascii_lowercase()
+}
+
+fn pair_index(a: u8, b: u8) -> usize {
+    a as usize | (b as usize) << 8
+}
+
+fn quad_index(w: u32) -> usize {
+    (w.wrapping_mul(0x9E37_79B1) >> (32 - QUAD_BITS)) as usize
+}
+
+fn set(bits: &mut [u64], i: usize) {
+    bits[i / 64] |= 1 << (i % 64);
+}
+
+fn get(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
+}
+
+/// Where the `len`-byte piece of `literal` least likely in ordinary text starts (English letter
+/// frequencies). Its first two bytes weigh most: they decide how often the scan stops to look.
+fn rarest(literal: &[u8], len: usize) -> usize {
+    let score = |w: &[u8]| {
+        let head = commonness(w[0]) * commonness(w[1]);
+        let tail: f64 = w[2..].iter().map(|&b| commonness(b)).product();
+        head * tail.powf(0.25)
+    };
+    (0..=literal.len() - len)
+        .min_by(|&x, &y| score(&literal[x..x + len]).total_cmp(&score(&literal[y..y + len])))
+        .expect("literal at least len long")
+}
+
+/// Rough frequency of a byte in prose and JSON.
+fn commonness(b: u8) -> f64 {
+    match lower(b) {
+        b' ' => 15.0,
+        b'e' => 12.7,
+        b't' => 9.1,
+        b'a' => 8.2,
+        b'o' => 7.5,
+        b'i' => 7.0,
+        b'n' => 6.7,
+        b's' => 6.3,
+        b'h' => 6.1,
+        b'r' => 6.0,
+        b'd' => 4.3,
+        b'l' => 4.0,
+        b'c' | b'u' => 2.8,
+        b'm' | b'w' => 2.4,
+        b'f' => 2.2,
+        b'g' | b'y' => 2.0,
+        b'p' => 1.9,
+        b'b' => 1.5,
+        b'v' => 1.0,
+        b'k' => 0.8,
+        b'j' | b'x' => 0.15,
+        b'q' | b'z' => 0.1,
+        b'.' | b',' | b'"' => 1.0,
+        b'0'..=b'9' => 0.5,
+        b'\n' | b'-' | b'\'' | b':' | b'/' => 0.3,
+        0x80.. => 0.3,
+        0x21..=0x7e => 0.2,
+        _ => 0.05,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    use aho_corasick::AhoCorasick;
+
+    fn reference(literals: &[String], hay: &[u8]) -> BTreeSet<usize> {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(literals)
+            .unwrap()
+            .find_overlapping_iter(hay)
+            .map(|m| m.pattern().as_usize())
+            .collect()
+    }
+
+    fn found(scan: &LiteralScan, hay: &[u8]) -> BTreeSet<usize> {
+        let mut out = BTreeSet::new();
+        scan.for_each(hay, |p| {
+            out.insert(p);
+            true
+        });
+        out
+    }
+
+    #[test]
+    fn finds_literals_of_every_length_anywhere_in_any_case() {
+        let literals: Vec<String> = ["\u{1b}", "](", "eyj", "ignore", "the user", "\u{200b}"]
+            .map(String::from)
+            .to_vec();
+        let scan = LiteralScan::new(&literals);
+        for hay in [
+            "\u{1b}",
+            "x](",
+            "EYJ",
+            "please IGNORE previous",
+            "tell The User",
+            "a\u{200b}b",
+            "plain prose without any of them",
+            "",
+        ] {
+            assert_eq!(
+                found(&scan, hay.as_bytes()),
+                reference(&literals, hay.as_bytes()),
+                "{hay:?}"
+            );
+        }
+        assert!(!scan.any(b"the garden behind the old library"));
+        assert!(scan.any(b"they said: ignore it"));
+    }
+
+    #[test]
+    fn stops_when_asked() {
+        let scan = LiteralScan::new(&["ab", "cd"]);
+        let mut calls = 0;
+        scan.for_each(&b"ab cd ab cd".repeat(100), |_| {
+            calls += 1;
+            false
+        });
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn an_empty_literal_occurs_everywhere() {
+        let scan = LiteralScan::new(&["", "zz"]);
+        assert!(scan.any(b"abc"));
+    }
+
+    proptest! {
+        #[test]
+        fn reports_exactly_what_the_automaton_finds_in_the_whole_text(
+            literals in proptest::collection::vec("[aAbB. \u{e9}\u{1b}-]{1,7}", 1..12),
+            hay in "[aAbBcC. \u{e9}\u{1b}-]{0,300}",
+        ) {
+            let scan = LiteralScan::new(&literals);
+            prop_assert_eq!(found(&scan, hay.as_bytes()), reference(&literals, hay.as_bytes()));
+        }
+    }
+}
