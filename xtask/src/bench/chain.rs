@@ -71,14 +71,21 @@ impl Setup {
             Chain::Relay => with_args(self.bin("byte-relay"), &[], &echo),
             Chain::Watchdog => {
                 let audit = self.audit_log();
+                // The message path only: filesystem monitoring has its own bench (`bench fs`).
                 let args = [
                     "--quiet".as_ref(),
                     "--audit-log".as_ref(),
                     audit.as_os_str(),
                     "--max-frame-bytes".as_ref(),
                     "256M".as_ref(),
+                    "--fs-backend".as_ref(),
+                    "off".as_ref(),
                 ];
-                with_args(self.bin("mcp-watchdog"), &args, &echo)
+                // Another build of the watchdog, to compare two side by side.
+                let bin = std::env::var_os("MCP_WATCHDOG_BENCH_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| self.bin("mcp-watchdog"));
+                with_args(bin, &args, &echo)
             }
         }
     }

@@ -31,7 +31,11 @@ cargo xtask bench [--quick] [--json FILE] [--only direct,relay,watchdog]
 
   --quick        fewer iterations, for a smoke run
   --json FILE    also write the figures as JSON
-  --only LIST    run only these chains (comma-separated)";
+  --only LIST    run only these chains (comma-separated)
+
+  MCP_WATCHDOG_BENCH_BIN=PATH measures that watchdog binary instead of the one just built
+  (to compare two builds side by side). The watchdog runs with --fs-backend off: the
+  filesystem monitor is measured by `cargo xtask bench fs`.";
 
 struct Options {
     quick: bool,
