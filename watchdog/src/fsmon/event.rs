@@ -103,11 +103,9 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Allowed => f.write_str("allowed"),
-            Outcome::Failed(errno) => write!(
-                f,
-                "failed ({})",
-                nix::errno::Errno::from_raw(*errno).desc()
-            ),
+            Outcome::Failed(errno) => {
+                write!(f, "failed ({})", nix::errno::Errno::from_raw(*errno).desc())
+            }
             Outcome::Denied => f.write_str("denied"),
             Outcome::Killed => f.write_str("killed"),
         }

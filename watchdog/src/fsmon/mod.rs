@@ -10,6 +10,7 @@
 //! The monitor turns events into SCOPE-L4 alerts; the daemon (root) runs one monitor for every
 //! proxy on the machine.
 
+pub mod ebpf;
 pub mod event;
 
 use self::event::{BackendKind, FsEvent};
