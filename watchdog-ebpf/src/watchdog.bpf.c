@@ -316,42 +316,51 @@ __noinline int wd_prefix_match(struct wd_event *ev, int which, struct wd_prefix 
 	return next == '/' || next == 0;
 }
 
-/* A "." / ".." / ".git" component in path `which`: never trust a prefix match over it. */
-__noinline int wd_has_dot_component(struct wd_event *ev, int which)
-{
-	if (!ev)
-		return 1;
+struct dot_ctx {
+	__u32 which;
 	__u32 plen;
-	const char *path = path_of(ev, which, &plen);
-	if (plen >= WD_PATH_LEN)
+	__u32 found;
+};
+
+/* One position of the scan below: a bpf_loop callback is verified once, a 511-step loop
+ * in every program would cost seconds of verification at load. */
+static long dot_step(__u32 i, struct dot_ctx *c)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&SCRATCH, &zero);
+	if (!s || i + 1 >= c->plen)
 		return 1;
-#pragma clang loop unroll(disable)
-	for (__u32 i = 0; i + 1 < WD_PATH_LEN; i++) {
-		if (i + 1 >= plen)
-			break;
-		if (path[i] != '/' || path[i + 1] != '.')
-			continue;
-		char c2 = path[(i + 2) & (WD_PATH_LEN - 1)];
-		if (c2 == '/' || c2 == 0)
-			return 1;
-		if (c2 == '.') {
-			char c3 = path[(i + 3) & (WD_PATH_LEN - 1)];
-			if (c3 == '/' || c3 == 0)
-				return 1;
-		}
-		if (c2 == 'g' && path[(i + 3) & (WD_PATH_LEN - 1)] == 'i' &&
-		    path[(i + 4) & (WD_PATH_LEN - 1)] == 't') {
-			char c5 = path[(i + 5) & (WD_PATH_LEN - 1)];
-			if (c5 == '/' || c5 == 0)
-				return 1;
-		}
+	const char *path = c->which ? s->ev.path2 : s->ev.path;
+	i &= WD_PATH_LEN - 1;
+	if (path[i] != '/' || path[(i + 1) & (WD_PATH_LEN - 1)] != '.')
+		return 0;
+	char c2 = path[(i + 2) & (WD_PATH_LEN - 1)];
+	char c3 = path[(i + 3) & (WD_PATH_LEN - 1)];
+	if (c2 == '/' || c2 == 0 || (c2 == '.' && (c3 == '/' || c3 == 0)))
+		c->found = 1;
+	else if (c2 == 'g' && c3 == 'i' && path[(i + 4) & (WD_PATH_LEN - 1)] == 't') {
+		char c5 = path[(i + 5) & (WD_PATH_LEN - 1)];
+		if (c5 == '/' || c5 == 0)
+			c->found = 1;
 	}
-	return 0;
+	return c->found ? 1 : 0;
+}
+
+/* A "." / ".." / ".git" component in path `which` of the SCRATCH record: never trust a
+ * prefix match over it. */
+static __always_inline bool has_dot_component(struct wd_event *ev, int which)
+{
+	struct dot_ctx c = { .which = which };
+	path_of(ev, which, &c.plen);
+	if (c.plen >= WD_PATH_LEN)
+		return true;
+	bpf_loop(WD_PATH_LEN - 1, dot_step, &c, 0);
+	return c.found;
 }
 
 static __always_inline bool in_write_scope(struct wd_event *ev, int which, struct wd_scope *sc)
 {
-	if (wd_has_dot_component(ev, which))
+	if (has_dot_component(ev, which))
 		return false;
 	__u32 n = sc->n_write;
 #pragma clang loop unroll(disable)
@@ -378,7 +387,8 @@ static __always_inline bool is_sensitive_path(struct wd_event *ev, int which, st
 	return false;
 }
 
-/* Global (verified once, not per program): may this operation be counted instead of sent? */
+/* Global (verified once, not per program): may this operation be counted instead of sent?
+ * `ev` is the SCRATCH record. */
 __noinline int wd_filterable(struct wd_event *ev, struct wd_scope *sc)
 {
 	if (!ev || !sc)
