@@ -100,10 +100,6 @@ struct {
 	__uint(max_entries, 4 << 20);
 } EVENTS SEC(".maps");
 
-/* Keeps the layouts in the object's BTF for the userspace layout test. */
-struct wd_event *unused_event __attribute__((unused));
-struct wd_scope *unused_scope __attribute__((unused));
-
 static __always_inline void count(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&STATS, &which);
