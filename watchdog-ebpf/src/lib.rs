@@ -107,6 +107,7 @@ impl Default for Scope {
 }
 
 /// aya requires 8-byte alignment of the ELF bytes it parses; `include_bytes!` gives none.
+#[cfg(watchdog_bpf_object)]
 #[repr(C, align(8))]
 struct Aligned<T: ?Sized>(T);
 
