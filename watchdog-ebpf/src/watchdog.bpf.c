@@ -20,6 +20,9 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define SIGKILL 9
 #define WALK_SIZE 1024
 #define WALK_DEPTH 64 /* path components plus mount crossings */
+/* Wake the reader only once this much is waiting (or for a kill): a wakeup per record costs
+ * more than the record. The reader also polls on a timer, which bounds the latency. */
+#define WAKEUP_BYTES (64 << 10)
 
 /* Per-CPU working memory: the record being built and the path walk. The pads only keep
  * verifier-visible worst cases inside the value. */
@@ -516,7 +519,11 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 			l1 = WD_PATH_LEN - 1;
 		size = __builtin_offsetof(struct wd_event, path) + l1 + 1;
 	}
-	if (bpf_ringbuf_output(&EVENTS, ev, size, 0))
+	__u64 wakeup = BPF_RB_NO_WAKEUP;
+	if (ev->flags & WD_EVENT_KILLED ||
+	    bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES)
+		wakeup = BPF_RB_FORCE_WAKEUP;
+	if (bpf_ringbuf_output(&EVENTS, ev, size, wakeup))
 		count(WD_STAT_RINGBUF_DROPS);
 	else
 		count(WD_STAT_EMITTED);

@@ -18,6 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use watchdog_ebpf as kernel;
@@ -393,39 +394,63 @@ fn ensure_tracefs() -> io::Result<()> {
     Ok(())
 }
 
+/// The kernel wakes the reader only when 64 KiB are waiting (or for a kill); this poll bounds
+/// how long a lone event can wait.
+const POLL: Duration = Duration::from_millis(20);
+
 async fn read_events(
     mut ring: AsyncFd<RingBuf<MapData>>,
     events: EventSender,
     counters: Arc<ReaderCounters>,
 ) {
     let mut exe_cache = ExeCache::default();
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let mut guard = match ring.readable_mut().await {
-            Ok(guard) => guard,
-            Err(e) => {
-                tracing::error!("eBPF ring buffer: {e}; filesystem events stop");
-                return;
-            }
+        let open = tokio::select! {
+            ready = ring.readable_mut() => match ready {
+                Ok(mut guard) => {
+                    let open = drain(guard.get_inner_mut(), &events, &counters, &mut exe_cache);
+                    guard.clear_ready();
+                    open
+                }
+                Err(e) => {
+                    tracing::error!("eBPF ring buffer: {e}; filesystem events stop");
+                    return;
+                }
+            },
+            _ = poll.tick() => drain(ring.get_mut(), &events, &counters, &mut exe_cache),
         };
-        let ring = guard.get_inner_mut();
-        while let Some(record) = ring.next() {
-            let Some(event) = decode(&record, &mut exe_cache) else {
-                continue;
-            };
-            match events.try_send(event) {
-                Ok(()) => {
-                    counters.delivered.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
-                    if counters.channel_drops.fetch_add(1, Ordering::Relaxed) == 0 {
-                        tracing::warn!("filesystem monitor is not keeping up; eBPF events lost");
-                    }
-                }
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
-            }
+        if !open {
+            return;
         }
-        guard.clear_ready();
     }
+}
+
+/// Hands every waiting record to the monitor; false once the monitor is gone.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    events: &EventSender,
+    counters: &ReaderCounters,
+    exe_cache: &mut ExeCache,
+) -> bool {
+    while let Some(record) = ring.next() {
+        let Some(event) = decode(&record, exe_cache) else {
+            continue;
+        };
+        match events.try_send(event) {
+            Ok(()) => {
+                counters.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                if counters.channel_drops.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!("filesystem monitor is not keeping up; eBPF events lost");
+                }
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return false,
+        }
+    }
+    true
 }
 
 /// One exe per (pid, comm): a process's exe only changes at exec, which changes comm too.
