@@ -1,6 +1,6 @@
 //! The measuring side of `cargo xtask bench fs`: how much filesystem monitoring costs a process
 //! tree that creates many small files. Run by the xtask (root, on a private tmpfs); run alone:
-//! `fs_bench DIR FILES RUNS CONFIG...` prints one `RESULT` line per configuration.
+//! `fs_bench DIR FILES RUNS [CONFIG...]` prints one `RESULT` line per configuration.
 //!
 //! Each run re-executes this binary as the writer (`fs_bench --write DIR FILES`), a child of this
 //! process, so that monitoring sees a real, separate process tree. The writer waits for a line on
@@ -44,14 +44,32 @@ fn main() {
     } else {
         CONFIGS.iter().map(|c| c.to_string()).collect()
     };
-    for config in configs {
-        match measure(&config, &dir, files, runs) {
-            Ok((times, counters)) => {
+    // Round-robin, one run of each configuration in turn (monitor started afresh each time),
+    // so that drift on a shared machine hits every configuration alike.
+    std::fs::create_dir_all(&dir).expect("creating DIR");
+    let mut results: Vec<(String, Result<Vec<f64>, String>, EbpfCounters)> = configs
+        .into_iter()
+        .map(|c| (c, Ok(Vec::new()), EbpfCounters::default()))
+        .collect();
+    for run in 0..runs {
+        for (config, times, total) in results.iter_mut() {
+            let Ok(list) = times else { continue };
+            match measure_once(config, &dir, run, files) {
+                Ok((time, counters)) => {
+                    list.push(time);
+                    add(total, counters.unwrap_or_default());
+                }
+                Err(reason) => *times = Err(reason),
+            }
+        }
+    }
+    for (config, times, c) in results {
+        match times {
+            Ok(times) => {
                 let mut sorted = times.clone();
                 sorted.sort_by(f64::total_cmp);
                 let median = sorted[sorted.len() / 2];
                 let runs: Vec<String> = times.iter().map(|t| format!("{t:.3}")).collect();
-                let c = counters.unwrap_or_default();
                 println!(
                     "RESULT {config} {median:.3} runs={} emitted={} filtered={} ringbuf_drops={} delivered={} channel_drops={}",
                     runs.join(","),
@@ -65,6 +83,16 @@ fn main() {
             Err(reason) => println!("SKIPPED {config} {reason}"),
         }
     }
+}
+
+fn add(total: &mut EbpfCounters, c: EbpfCounters) {
+    total.emitted += c.emitted;
+    total.filtered_in_kernel += c.filtered_in_kernel;
+    total.ringbuf_drops += c.ringbuf_drops;
+    total.stash_failures += c.stash_failures;
+    total.killed += c.killed;
+    total.delivered += c.delivered;
+    total.channel_drops += c.channel_drops;
 }
 
 /// What monitors the writer during one configuration.
@@ -180,25 +208,24 @@ impl Drop for RuntimeThread {
     }
 }
 
-fn measure(
+/// One run of one configuration: start its monitor, time the writer, read the counters.
+fn measure_once(
     config: &str,
     dir: &Path,
+    run: usize,
     files: usize,
-    runs: usize,
-) -> Result<(Vec<f64>, Option<EbpfCounters>), String> {
+) -> Result<(f64, Option<EbpfCounters>), String> {
     // `dir` stays (Landlock rules hold its inode); each run writes into a fresh subdirectory.
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let mut monitor = Monitor::start(config, dir)?;
-    let mut times = Vec::new();
-    for run in 0..runs {
-        let run_dir = dir.join(format!("run{run}"));
-        std::fs::create_dir(&run_dir).map_err(|e| e.to_string())?;
-        times.push(run_writer(&mut monitor, &run_dir, files)?);
-        let _ = std::fs::remove_dir_all(&run_dir);
-    }
+    let run_dir = dir.join(format!("{config}-{run}"));
+    std::fs::create_dir(&run_dir).map_err(|e| e.to_string())?;
+    let time = run_writer(&mut monitor, &run_dir, files);
     // Let the reader drain before reading the counters.
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    Ok((times, monitor.counters()))
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let counters = monitor.counters();
+    drop(monitor);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Ok((time?, counters))
 }
 
 fn run_writer(monitor: &mut Monitor, dir: &Path, files: usize) -> Result<f64, String> {
