@@ -217,6 +217,8 @@ fn measure_once(
 ) -> Result<(f64, Option<EbpfCounters>), String> {
     // `dir` stays (Landlock rules hold its inode); each run writes into a fresh subdirectory.
     let mut monitor = Monitor::start(config, dir)?;
+    // Let the previous run's teardown (freeing programs and maps is deferred work) settle.
+    std::thread::sleep(std::time::Duration::from_secs(1));
     let run_dir = dir.join(format!("{config}-{run}"));
     std::fs::create_dir(&run_dir).map_err(|e| e.to_string())?;
     let time = run_writer(&mut monitor, &run_dir, files);
