@@ -168,6 +168,62 @@ impl DenyGuard {
     }
 }
 
+/// Strict-mode open denial for a backend without a fork tracker of its own (eBPF): a tracker and
+/// the denial group together, fed the same spawners and trees as the backend.
+pub struct StrictOpens {
+    forks: Arc<ForkTracker>,
+    reader: tokio::task::JoinHandle<()>,
+    guard: DenyGuard,
+}
+
+impl StrictOpens {
+    /// Starts following `spawners` (inside a tokio runtime) and the denial group.
+    pub fn start(spawners: &[u32], events: EventSender) -> Result<StrictOpens, String> {
+        let forks =
+            ForkTracker::open().map_err(|e| format!("netlink proc connector unavailable: {e}"))?;
+        for s in spawners {
+            forks.add_spawner(*s);
+        }
+        let reader = forks
+            .spawn_reader()
+            .map_err(|e| format!("proc connector: {e}"))?;
+        let guard = DenyGuard::start(forks.clone(), events)?;
+        Ok(StrictOpens {
+            forks,
+            reader,
+            guard,
+        })
+    }
+
+    pub fn add_spawner(&self, spawner: u32) {
+        self.forks.add_spawner(spawner);
+    }
+
+    pub fn remove_spawner(&self, spawner: u32) {
+        self.forks.remove_spawner(spawner);
+    }
+
+    /// Protects the tree's sensitive set and refuses its opens there when it is strict.
+    pub fn watch(&self, root: u32, scope: &WatchScope) -> io::Result<()> {
+        self.guard.set_strict(root, scope.strict);
+        if scope.strict {
+            self.guard.protect(&scope.sensitive)?;
+        }
+        Ok(())
+    }
+
+    pub fn unwatch(&self, root: u32) {
+        self.guard.set_strict(root, false);
+        self.forks.remove_tree(root);
+    }
+}
+
+impl Drop for StrictOpens {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 impl Drop for DenyGuard {
     fn drop(&mut self) {
         let one: u64 = 1;

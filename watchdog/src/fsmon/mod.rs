@@ -12,6 +12,7 @@
 
 pub mod deny;
 pub mod early;
+pub mod ebpf;
 pub mod event;
 pub mod fanotify;
 pub mod forks;
@@ -109,9 +110,16 @@ pub fn candidates() -> &'static [(probe::BackendChoice, probe::Starter)] {
     // proxy need not load its own.
     &[
         (probe::BackendChoice::Daemon, start_daemon_client),
+        (probe::BackendChoice::Ebpf, start_ebpf),
         (probe::BackendChoice::Fanotify, start_fanotify),
         (probe::BackendChoice::Inotify, start_inotify),
     ]
+}
+
+fn start_ebpf(events: EventSender) -> Result<Box<dyn Backend>, String> {
+    ebpf::EbpfBackend::start(events)
+        .map(|b| Box::new(b) as _)
+        .map_err(|e| e.0)
 }
 
 fn start_fanotify(events: EventSender) -> Result<Box<dyn Backend>, String> {

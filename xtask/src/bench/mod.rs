@@ -5,6 +5,7 @@
 
 mod chain;
 mod figures;
+mod fs;
 mod lines;
 mod measure;
 mod report;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 pub const USAGE: &str = "\
 cargo xtask bench [--quick] [--json FILE] [--only direct,relay,watchdog]
+cargo xtask bench fs [--files N] [--runs N] [--only LIST]   (filesystem monitoring, root)
 
   Builds the workspace binaries in release, then measures round-trip latency, throughput,
   peak RSS, startup time and one 100 MiB result through three chains:
@@ -145,6 +147,9 @@ impl Run {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("fs") {
+        return fs::run(&args[1..]);
+    }
     let opts = Options::parse(args)?;
     let plan = if opts.quick { &QUICK } else { &FULL };
     let (bin_dir, build_error) = build(&opts.chains)?;
