@@ -17,6 +17,24 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Why `backend` cannot run here, if it cannot: not root, or (for eBPF) a build without clang or
+/// a kernel without BTF, as `mcp-watchdog status` reports it.
+fn unavailable(backend: &str) -> Option<String> {
+    if !is_root() {
+        return Some(format!("the {backend} backend needs root"));
+    }
+    let out = std::process::Command::new(watchdog_tests::watchdog_bin())
+        .args(["status", "--json"])
+        .output()
+        .ok()?;
+    let status: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let summary = status["sandbox"]["kernel_monitor"].as_str()?.to_owned();
+    let why = summary
+        .split("; ")
+        .find_map(|part| part.strip_prefix(&format!("{backend}: ")))?;
+    Some(format!("the {backend} backend is unavailable: {why}"))
+}
+
 /// The places one run uses: the server's scope, somewhere outside it, a private HOME.
 struct Layout {
     dir: TestDir,
@@ -130,8 +148,8 @@ fn expect_breach(wd: &Watchdog, path: &Path, pid: u64, comm: &str, ops: &[&str])
 /// every operation happens and the notification backends see it too).
 fn attributes_the_tree(backend: &str) {
     let test = format!("{backend}_attributes_every_write_of_the_tree");
-    if !is_root() {
-        eprintln!("{test}: skipped: the {backend} backend needs root");
+    if let Some(why) = unavailable(backend) {
+        eprintln!("{test}: skipped: {why}");
         return;
     }
     let at = Layout::new();
@@ -215,8 +233,8 @@ fn fanotify_attributes_every_write_of_the_tree() {
 #[test]
 fn ebpf_reports_writes_landlock_refused() {
     let test = "ebpf_reports_writes_landlock_refused";
-    if !is_root() {
-        eprintln!("{test}: skipped: the ebpf backend needs root");
+    if let Some(why) = unavailable("ebpf") {
+        eprintln!("{test}: skipped: {why}");
         return;
     }
     let at = Layout::new();
@@ -244,8 +262,8 @@ echo done > "$SCOPE/done""#;
 /// and the server is not restarted.
 fn strict_kills(backend: &str) {
     let test = format!("{backend}_strict_mode_kills_the_tree");
-    if !is_root() {
-        eprintln!("{test}: skipped: strict mode needs root (or the daemon)");
+    if let Some(why) = unavailable(backend) {
+        eprintln!("{test}: skipped: {why}");
         return;
     }
     let at = Layout::new();
@@ -489,13 +507,13 @@ fn the_daemon_refuses_to_run_unprivileged() {
     );
 }
 
-/// Strict mode as root with fanotify: a server's open of a sensitive file is refused (EPERM) and
-/// reported; an open the kernel refused needs no kill, so the server lives on.
-#[test]
-fn fanotify_strict_mode_denies_sensitive_opens() {
-    let test = "fanotify_strict_mode_denies_sensitive_opens";
-    if !is_root() {
-        eprintln!("{test}: skipped: fanotify permission events need root");
+/// Strict mode as root: a server's open of a sensitive file is refused (EPERM, by fanotify
+/// permission events whichever backend attributes) and reported; an open the kernel refused needs
+/// no kill, so the server lives on.
+fn strict_denies_opens(backend: &str) {
+    let test = format!("{backend}_strict_mode_denies_sensitive_opens");
+    if let Some(why) = unavailable(backend) {
+        eprintln!("{test}: skipped: {why}");
         return;
     }
     let at = Layout::new();
@@ -505,7 +523,7 @@ fn fanotify_strict_mode_denies_sensitive_opens() {
 echo $? > "$SCOPE/rc""#;
     let mut wd = at.start(
         &at.config(script, ""),
-        &["--strict", "--fs-backend", "fanotify"],
+        &["--strict", "--fs-backend", backend],
     );
     wd.initialize();
     let key = at.home.join(".ssh/id_test").to_string_lossy().into_owned();
@@ -524,4 +542,14 @@ echo $? > "$SCOPE/rc""#;
     wd.request("ping", serde_json::json!({}));
     wd.close_stdin();
     wd.wait_exit(EXIT_TIMEOUT);
+}
+
+#[test]
+fn fanotify_strict_mode_denies_sensitive_opens() {
+    strict_denies_opens("fanotify");
+}
+
+#[test]
+fn ebpf_strict_mode_denies_sensitive_opens() {
+    strict_denies_opens("ebpf");
 }

@@ -5,8 +5,8 @@
 //! Needs root, kernel BTF and an object built with clang; [`EbpfBackend::start`] tries them all
 //! and says which one is missing, so that the monitor can take the next backend.
 
-use super::event::{BackendKind, FsEvent, FsOp, Outcome};
 use super::deny::StrictOpens;
+use super::event::{BackendKind, FsEvent, FsOp, Outcome};
 use super::{Backend, EventSender, WatchScope};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
