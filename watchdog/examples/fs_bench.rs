@@ -157,6 +157,7 @@ impl Monitor {
             scope: write.map(|write| WatchScope {
                 write,
                 sensitive: Vec::new(),
+                strict: false,
             }),
             _runtime: runtime,
         })

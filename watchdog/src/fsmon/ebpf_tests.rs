@@ -123,6 +123,7 @@ python3 -c 'import os, sys; d = os.open(sys.argv[1], os.O_RDONLY); os.close(os.o
     let scope = WatchScope {
         write: vec![scope_dir.clone()],
         sensitive: vec![ssh.clone()],
+        strict: false,
     };
     let (root, status) = run_tree(&mut backend, &cmd, &Confinement::none(), &scope).await;
     assert!(status.success(), "{status}");
@@ -243,6 +244,7 @@ async fn ebpf_reports_the_errno_of_a_refused_write() {
     let scope = WatchScope {
         write: vec![scope_dir.clone()],
         sensitive: Vec::new(),
+        strict: false,
     };
     let (root, status) = run_tree(&mut backend, &cmd, &confinement, &scope).await;
     assert!(status.success(), "{status}");
@@ -275,6 +277,7 @@ async fn ebpf_strict_kill_stops_the_writer_of_a_sensitive_path() {
     let scope = WatchScope {
         write: vec![home.clone()],
         sensitive: vec![ssh.clone()],
+        strict: false,
     };
     let (root, status) = run_tree(&mut backend, &cmd, &Confinement::none(), &scope).await;
     use std::os::unix::process::ExitStatusExt;
@@ -291,6 +294,7 @@ fn ebpf_scope_encoding_marks_prefixes_and_overflow() {
     let scope = WatchScope {
         write: vec![PathBuf::from("/work/project"), PathBuf::from("relative")],
         sensitive: vec![PathBuf::from("/root/.ssh/")],
+        strict: false,
     };
     let value = encode_scope(&scope);
     assert_eq!(value.n_write, 1);
@@ -308,6 +312,7 @@ fn ebpf_scope_encoding_marks_prefixes_and_overflow() {
         sensitive: (0..kernel::MAX_SENSITIVE + 1)
             .map(|i| PathBuf::from(format!("/s/{i}")))
             .collect(),
+        strict: false,
     };
     assert_ne!(encode_scope(&many).flags & kernel::SCOPE_NO_FILTER, 0);
 }
