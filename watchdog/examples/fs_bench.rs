@@ -13,17 +13,21 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use watchdog::fsmon::ebpf::{EbpfBackend, EbpfCounters};
+use watchdog::fsmon::fanotify::FanotifyBackend;
 use watchdog::fsmon::{Backend, WatchScope};
 use watchdog::sandbox::scope::Scope;
 use watchdog::sandbox::{Confinement, LandlockState, SandboxPlan};
 
-/// Configurations, in the order they are run. To measure another backend (fanotify), add it
-/// here and in [`Monitor::start`].
+/// Configurations, in the order they are run. To measure another backend, add it here and in
+/// [`Monitor::start`].
 const CONFIGS: &[&str] = &[
     "baseline",
     "ebpf-in-scope",
     "ebpf-out-of-scope",
     "ebpf-unwatched",
+    "fanotify-in-scope",
+    "fanotify-out-of-scope",
+    "fanotify-unwatched",
     "landlock",
 ];
 
@@ -104,6 +108,12 @@ enum Monitor {
         scope: Option<WatchScope>,
         _runtime: RuntimeThread,
     },
+    /// fanotify marks the filesystem (the private tmpfs): every process writing there pays.
+    Fanotify {
+        backend: Box<FanotifyBackend>,
+        scope: Option<WatchScope>,
+        _runtime: RuntimeThread,
+    },
     Landlock(Confinement),
 }
 
@@ -115,6 +125,9 @@ impl Monitor {
             "ebpf-in-scope" => Monitor::ebpf(Some(vec![dir.to_path_buf()])),
             "ebpf-out-of-scope" => Monitor::ebpf(Some(vec![elsewhere])),
             "ebpf-unwatched" => Monitor::ebpf(None),
+            "fanotify-in-scope" => Monitor::fanotify(dir, Some(vec![dir.to_path_buf()])),
+            "fanotify-out-of-scope" => Monitor::fanotify(dir, Some(vec![elsewhere])),
+            "fanotify-unwatched" => Monitor::fanotify(dir, None),
             "landlock" => {
                 let plan = SandboxPlan {
                     enabled: true,
@@ -131,7 +144,6 @@ impl Monitor {
                     other => Err(format!("Landlock {other:?}")),
                 }
             }
-            // A fanotify backend plugs in here once it exists.
             other => Err(format!("unknown configuration {other:?}")),
         }
     }
@@ -161,6 +173,52 @@ impl Monitor {
             }),
             _runtime: runtime,
         })
+    }
+
+    fn fanotify(dir: &Path, write: Option<Vec<PathBuf>>) -> Result<Monitor, String> {
+        let runtime = RuntimeThread::start();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(65536);
+        let mut backend = {
+            let _guard = runtime.runtime.enter();
+            FanotifyBackend::start_with(tx, None)?
+        };
+        runtime
+            .runtime
+            .spawn(async move { while rx.recv().await.is_some() {} });
+        backend
+            .prepare(&[dir.to_path_buf()])
+            .map_err(|e| e.to_string())?;
+        if write.is_some() {
+            backend
+                .add_spawner(std::process::id())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Monitor::Fanotify {
+            backend: Box::new(backend),
+            scope: write.map(|write| WatchScope {
+                write,
+                sensitive: Vec::new(),
+                strict: false,
+            }),
+            _runtime: runtime,
+        })
+    }
+
+    /// The backend following the writer and the scope it is held to, if any.
+    fn watcher(&mut self) -> Option<(&mut dyn Backend, &WatchScope)> {
+        match self {
+            Monitor::Ebpf {
+                backend,
+                scope: Some(scope),
+                ..
+            } => Some((backend.as_mut() as &mut dyn Backend, &*scope)),
+            Monitor::Fanotify {
+                backend,
+                scope: Some(scope),
+                ..
+            } => Some((backend.as_mut() as &mut dyn Backend, &*scope)),
+            _ => None,
+        }
     }
 
     fn counters(&self) -> Option<EbpfCounters> {
@@ -248,12 +306,7 @@ fn run_writer(monitor: &mut Monitor, dir: &Path, files: usize) -> Result<f64, St
     }
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
     let pid = child.id();
-    if let Monitor::Ebpf {
-        backend,
-        scope: Some(scope),
-        ..
-    } = monitor
-    {
+    if let Some((backend, scope)) = monitor.watcher() {
         backend.watch(pid, scope).map_err(|e| e.to_string())?;
     }
     child
@@ -270,7 +323,7 @@ fn run_writer(monitor: &mut Monitor, dir: &Path, files: usize) -> Result<f64, St
         .read_to_string(&mut out)
         .map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
-    if let Monitor::Ebpf { backend, .. } = monitor {
+    if let Some((backend, _)) = monitor.watcher() {
         backend.unwatch(pid);
     }
     if !status.success() {

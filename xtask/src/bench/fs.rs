@@ -18,6 +18,9 @@ cargo xtask bench fs [--files N] [--runs N] [--only LIST]
     ebpf-in-scope       eBPF backend, writer watched, writes inside its scope (counted in kernel)
     ebpf-out-of-scope   eBPF backend, writer watched, every write sent to userspace
     ebpf-unwatched      eBPF backend loaded, writer not followed (the tax on other processes)
+    fanotify-in-scope   fanotify backend (filesystem mark), writer watched, writes inside its scope
+    fanotify-out-of-scope  fanotify backend, writer watched, every write reported
+    fanotify-unwatched  fanotify backend marking the filesystem, writer not followed
     landlock            the writer confined by the watchdog's Landlock sandbox
   and prints a Markdown table with ratios to the baseline.";
 
