@@ -112,6 +112,15 @@ static __always_inline void count(__u32 which)
 
 /* ---- process trees ---------------------------------------------------------------------- */
 
+/* Probe only, never attached: whether this kernel loads BPF-LSM programs at all (they need BPF
+ * trampolines, which some VMs refuse with EPERM). Where it loads, BPF could refuse a syscall;
+ * where it does not, strict mode refuses opens with fanotify permission events instead. */
+SEC("lsm/file_open")
+int BPF_PROG(lsm_probe, struct file *file, int ret)
+{
+	return ret;
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {

@@ -9,7 +9,7 @@ use super::deny::StrictOpens;
 use super::event::{BackendKind, FsEvent, FsOp, Outcome};
 use super::{Backend, EventSender, WatchScope};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, TracePoint};
+use aya::programs::{BtfTracePoint, Lsm, TracePoint};
 use aya::{Btf, Ebpf};
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -127,6 +127,8 @@ pub struct EbpfBackend {
     reader_task: tokio::task::JoinHandle<()>,
     /// Optional syscalls that could not be hooked on this kernel.
     pub skipped: Vec<&'static str>,
+    /// Whether this kernel loads BPF-LSM programs (`Err`: why not).
+    pub lsm: Result<(), String>,
 }
 
 impl EbpfBackend {
@@ -162,6 +164,7 @@ impl EbpfBackend {
                 .map_err(|e| Unavailable(format!("tp_btf/{tracepoint}: {}", error_chain(&e))))?;
         }
         let skipped = attach_syscalls(&mut ebpf)?;
+        let lsm = probe_lsm(&mut ebpf, &btf);
 
         let spawners = take_map(&mut ebpf, "SPAWNERS")?;
         let watched = take_map(&mut ebpf, "WATCHED")?;
@@ -191,6 +194,7 @@ impl EbpfBackend {
             reader,
             reader_task,
             skipped,
+            lsm,
         })
     }
 
@@ -252,6 +256,15 @@ impl EbpfBackend {
 impl Backend for EbpfBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Ebpf
+    }
+
+    fn describe(&self) -> String {
+        match &self.lsm {
+            Ok(()) => "ebpf (BPF-LSM loads here; strict opens are refused by fanotify)".into(),
+            Err(why) => {
+                format!("ebpf (BPF-LSM unavailable: {why}; strict opens are refused by fanotify)")
+            }
+        }
     }
 
     fn add_spawner(&mut self, spawner: u32) -> io::Result<()> {
@@ -354,6 +367,21 @@ where
     program
         .try_into()
         .map_err(|e| Unavailable(format!("program {name}: {e}")))
+}
+
+/// Loads (and unloads again) the object's LSM probe: whether BPF could refuse a syscall here.
+fn probe_lsm(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
+    let prog: &mut Lsm = program_mut(ebpf, "lsm_probe").map_err(|e| e.0)?;
+    let short = |e: &dyn std::error::Error| {
+        let text = error_chain(e);
+        // The verifier log of a refused load is empty: keep the reason.
+        text.split(". Verifier output")
+            .next()
+            .unwrap_or(&text)
+            .to_owned()
+    };
+    prog.load("file_open", btf).map_err(|e| short(&e))?;
+    prog.unload().map_err(|e| short(&e))
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T, Unavailable>

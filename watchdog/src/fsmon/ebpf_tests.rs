@@ -316,3 +316,24 @@ fn ebpf_scope_encoding_marks_prefixes_and_overflow() {
     };
     assert_ne!(encode_scope(&many).flags & kernel::SCOPE_NO_FILTER, 0);
 }
+
+/// BPF-LSM is probed by loading it: where the kernel refuses (EPERM on this kind of VM, no
+/// trampolines) the backend says so and names the fallback that refuses strict opens.
+#[tokio::test]
+async fn ebpf_probes_bpf_lsm_and_names_the_fallback() {
+    let Some((backend, _rx)) = start("ebpf_probes_bpf_lsm_and_names_the_fallback") else {
+        return;
+    };
+    let described = backend.describe();
+    match &backend.lsm {
+        Ok(()) => assert!(described.contains("BPF-LSM loads here"), "{described}"),
+        Err(why) => {
+            assert!(!why.is_empty());
+            assert!(
+                described.contains(&format!("BPF-LSM unavailable: {why}"))
+                    && described.contains("refused by fanotify"),
+                "{described}"
+            );
+        }
+    }
+}
