@@ -602,39 +602,4 @@ mod tests {
         // With the group gone, nothing is refused any more.
         assert_eq!(std::fs::read(base.join("sens/key")).unwrap(), b"k\n");
     }
-
-    /// Timings, not assertions: `cargo test -p mcp-watchdog fsmon -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn latency_of_permission_events() {
-        if !is_root() {
-            eprintln!("skipped: fanotify permission events need root");
-            return;
-        }
-        const N: u32 = 5000;
-        let fs = Tmpfs::mount("denybench");
-        let base = fs.path.canonicalize().unwrap();
-        std::fs::write(base.join("secret"), "s").unwrap();
-        std::fs::create_dir(base.join("other")).unwrap();
-        std::fs::write(base.join("other/plain"), "p").unwrap();
-        let opens = |p: &Path| {
-            let t = std::time::Instant::now();
-            for _ in 0..N {
-                drop(std::fs::File::open(p).unwrap());
-            }
-            t.elapsed().as_secs_f64() * 1e6 / f64::from(N)
-        };
-        opens(&base.join("secret")); // warm-up
-        let bare = opens(&base.join("secret"));
-        let forks = ForkTracker::open().unwrap();
-        let (tx, _rx) = mpsc::channel(16);
-        let deny = DenyGuard::start(forks, tx).unwrap();
-        deny.protect(&[base.join("secret")]).unwrap();
-        let marked = opens(&base.join("secret"));
-        let unmarked = opens(&base.join("other/plain"));
-        eprintln!(
-            "open+close: {bare:.1} µs unmarked file before the group, {marked:.1} µs marked file \
-             (a permission round trip, allowed), {unmarked:.1} µs unmarked file with the group"
-        );
-    }
 }
