@@ -6,7 +6,7 @@
 //! their tree instead of being lost.
 
 use super::early::EarlyEvents;
-use super::event::{BackendKind, FsEvent, FsOp, Outcome};
+use super::event::{FsEvent, FsOp, Outcome};
 use super::judge::{judge, prevented, Breach, Judgement};
 use super::{Backend, WatchScope};
 use crate::alert::{ActionTaken, Alert, FsRecord, RaiseAlert, Severity};
@@ -15,7 +15,6 @@ use crate::sandbox::SCOPE_L4;
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -48,15 +47,6 @@ pub struct UnwatchTree {
     pub root_pid: u32,
 }
 
-/// Counters for `status` and tests.
-#[derive(Debug, Default)]
-pub struct MonitorStats {
-    pub events: AtomicU64,
-    pub alerts: AtomicU64,
-    pub quarantines: AtomicU64,
-    pub unattributed_dropped: AtomicU64,
-}
-
 struct Watched {
     server: Arc<str>,
     scope: WatchScope,
@@ -71,7 +61,6 @@ pub struct FsMonitor {
     alerts: Recipient<RaiseAlert>,
     trees: HashMap<u32, Watched>,
     early: EarlyEvents,
-    stats: Arc<MonitorStats>,
     /// The watchdog's own state and config: it writes there itself (audit log, pins), so an
     /// unattributed change there says nothing about a server.
     own: Vec<PathBuf>,
@@ -91,7 +80,6 @@ impl FsMonitor {
             alerts,
             trees: HashMap::new(),
             early: EarlyEvents::default(),
-            stats: Arc::default(),
             own: [dirs::state_dir(), dirs::config_dir()]
                 .into_iter()
                 .flatten()
@@ -100,25 +88,13 @@ impl FsMonitor {
         }
     }
 
-    pub fn backend_kind(&self) -> Option<BackendKind> {
-        self.backend.as_ref().map(|b| b.kind())
-    }
-
-    pub fn stats(&self) -> Arc<MonitorStats> {
-        self.stats.clone()
-    }
-
     fn consider(&mut self, event: FsEvent) {
-        self.stats.events.fetch_add(1, Ordering::Relaxed);
         if event.root_pid == 0 {
             self.unattributed(event);
             return;
         }
         if !self.trees.contains_key(&event.root_pid) {
-            let dropped = self.early.hold(event, Instant::now());
-            self.stats
-                .unattributed_dropped
-                .fetch_add(dropped, Ordering::Relaxed);
+            self.early.hold(event, Instant::now());
             return;
         }
         let tree = &self.trees[&event.root_pid];
@@ -133,7 +109,6 @@ impl FsMonitor {
         if quarantine {
             let tree = self.trees.get_mut(&event.root_pid).expect("present");
             tree.quarantined = true;
-            self.stats.quarantines.fetch_add(1, Ordering::Relaxed);
             tree.owner.do_send(Quarantine {
                 reason: format!(
                     "strict mode: {} {} by pid {} ({})",
@@ -169,15 +144,11 @@ impl FsMonitor {
     }
 
     fn raise(&self, alert: Alert) {
-        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
         self.alerts.do_send(RaiseAlert(alert));
     }
 
     fn expire_early(&mut self) {
-        let dropped = self.early.expire(Instant::now());
-        self.stats
-            .unattributed_dropped
-            .fetch_add(dropped, Ordering::Relaxed);
+        self.early.expire(Instant::now());
     }
 }
 
@@ -299,6 +270,7 @@ impl Handler<UnwatchTree> for FsMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsmon::event::BackendKind;
     use std::path::PathBuf;
     use std::sync::Mutex;
 
