@@ -292,7 +292,13 @@ fn fs_monitor(
         }
     }
     Ok(Some(
-        FsMonitor::new(probed.backend, rx, alerts.clone().recipient()).start(),
+        FsMonitor::new(
+            probed.backend,
+            rx,
+            alerts.clone().recipient(),
+            sensitive.paths(),
+        )
+        .start(),
     ))
 }
 

@@ -64,15 +64,19 @@ pub struct FsMonitor {
     /// The watchdog's own state and config: it writes there itself (audit log, pins), so an
     /// unattributed change there says nothing about a server.
     own: Vec<PathBuf>,
+    /// The always-sensitive set, for events no backend could attribute (known before any tree).
+    sensitive: WatchScope,
 }
 
 impl FsMonitor {
     /// `backend` delivers into the sender paired with `events`; `None` runs without a backend
-    /// (nothing arrives, registration is still accepted).
+    /// (nothing arrives, registration is still accepted). `sensitive` is the always-sensitive set
+    /// unattributed events are judged against.
     pub fn new(
         backend: Option<Box<dyn Backend>>,
         events: mpsc::Receiver<FsEvent>,
         alerts: Recipient<RaiseAlert>,
+        sensitive: &[PathBuf],
     ) -> FsMonitor {
         FsMonitor {
             backend,
@@ -85,6 +89,10 @@ impl FsMonitor {
                 .flatten()
                 .map(|d| real_path(&d.join("mcp-watchdog")))
                 .collect(),
+            sensitive: WatchScope {
+                sensitive: sensitive.to_vec(),
+                ..WatchScope::default()
+            },
         }
     }
 
@@ -127,16 +135,7 @@ impl FsMonitor {
         if self.own.iter().any(|own| event.path.starts_with(own)) {
             return;
         }
-        let scope = WatchScope {
-            write: Vec::new(),
-            sensitive: self
-                .trees
-                .values()
-                .flat_map(|t| t.scope.sensitive.iter().cloned())
-                .collect(),
-            strict: false,
-        };
-        let judgement = judge(&event, &scope);
+        let judgement = judge(&event, &self.sensitive);
         if let Some(breach @ Breach::Sensitive { .. }) = &judgement.breach {
             let alert = scope_alert(&event, &judgement, breach, false);
             self.raise(alert);
@@ -360,6 +359,7 @@ mod tests {
             Some(Box::new(Recorder(backend.clone()))),
             rx,
             sink.recipient(),
+            &[PathBuf::from("/home/u/.ssh")],
         )
         .start();
         Rig {
