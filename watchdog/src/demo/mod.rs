@@ -116,6 +116,10 @@ fn drive(args: DemoArgs) -> anyhow::Result<ExitCode> {
         // The demo's server must not leave pins in the user's own file.
         .arg("--pins")
         .arg(dir.path().join("pins.json"))
+        // The scripted server touches no file; loading a kernel monitor (seconds for eBPF as
+        // root) would only slow the demo. tests/tests/fs_monitor.rs exercises every backend.
+        .arg("--fs-backend")
+        .arg("off")
         .arg("--")
         .arg(&exe)
         .arg("demo-server")
