@@ -90,7 +90,22 @@ struct files_struct {
 	struct fdtable *fdt;
 };
 
+struct thread_info {
+	__u32 status;
+};
+
+/* x86_64 register layout at syscall entry (only the syscall arguments and number). */
+struct pt_regs {
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
+	unsigned long orig_ax;
+};
+
 struct task_struct {
+	struct thread_info thread_info;
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
@@ -101,17 +116,9 @@ struct task_struct {
 
 #pragma clang attribute pop
 
-/* Syscall tracepoint records: a stable ABI, read as laid out. */
-struct trace_event_raw_sys_enter {
-	__u64 unused;
-	long id;
-	unsigned long args[6];
-};
-
-struct trace_event_raw_sys_exit {
-	__u64 unused;
-	long id;
-	long ret;
+/* A raw tracepoint's context: the tracepoint's arguments as u64s (UAPI). */
+struct bpf_raw_tracepoint_args {
+	__u64 args[0];
 };
 
 #endif

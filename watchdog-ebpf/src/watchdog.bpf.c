@@ -447,20 +447,17 @@ static __always_inline void fill_paths(struct scratch *s, int dfd, const char *p
 	}
 }
 
-static __always_inline int on_enter(__u16 op, int dfd, const char *p, int dfd2, const char *p2,
-				    int path2_mode)
+static __always_inline int on_enter(__u32 root, __u16 op, int dfd, const char *p, int dfd2,
+				    const char *p2, int path2_mode)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
-	__u32 *root = bpf_map_lookup_elem(&WATCHED, &tgid);
-	if (!root)
-		return 0;
 	__u32 zero = 0;
 	struct scratch *s = bpf_map_lookup_elem(&SCRATCH, &zero);
 	if (!s)
 		return 0;
 	struct wd_event *ev = &s->ev;
-	ev->root = *root;
+	ev->root = root;
 	ev->tgid = tgid;
 	ev->tid = (__u32)id;
 	ev->op = op;
@@ -494,14 +491,222 @@ static __always_inline int on_enter(__u16 op, int dfd, const char *p, int dfd2, 
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit")
-int sys_exit(struct trace_event_raw_sys_exit *ctx)
+/* Two raw tracepoints instead of a perf tracepoint per syscall: two programs to verify and
+ * two attachments (loading and detaching ~77 perf events took seconds). */
+
+#if defined(__TARGET_ARCH_x86)
+/* x86_64 syscall numbers of the hooked syscalls. */
+#define WD_NR_open 2
+#define WD_NR_truncate 76
+#define WD_NR_ftruncate 77
+#define WD_NR_rename 82
+#define WD_NR_mkdir 83
+#define WD_NR_rmdir 84
+#define WD_NR_creat 85
+#define WD_NR_link 86
+#define WD_NR_unlink 87
+#define WD_NR_symlink 88
+#define WD_NR_chmod 90
+#define WD_NR_fchmod 91
+#define WD_NR_chown 92
+#define WD_NR_fchown 93
+#define WD_NR_lchown 94
+#define WD_NR_mknod 133
+#define WD_NR_setxattr 188
+#define WD_NR_lsetxattr 189
+#define WD_NR_fsetxattr 190
+#define WD_NR_removexattr 197
+#define WD_NR_lremovexattr 198
+#define WD_NR_fremovexattr 199
+#define WD_NR_openat 257
+#define WD_NR_mkdirat 258
+#define WD_NR_mknodat 259
+#define WD_NR_fchownat 260
+#define WD_NR_unlinkat 263
+#define WD_NR_renameat 264
+#define WD_NR_linkat 265
+#define WD_NR_symlinkat 266
+#define WD_NR_fchmodat 268
+#define WD_NR_utimensat 280
+#define WD_NR_renameat2 316
+#define WD_NR_openat2 437
+#define WD_NR_fchmodat2 452
+/* thread_info.status while a 32-bit syscall runs: its numbers and registers differ. */
+#define WD_TS_COMPAT 0x0002
+#else
+#error "syscall numbers are only defined for x86_64"
+#endif
+
+static __always_inline bool hooked(long nr)
+{
+	switch (nr) {
+	case WD_NR_open: case WD_NR_openat: case WD_NR_openat2: case WD_NR_creat:
+	case WD_NR_truncate: case WD_NR_ftruncate: case WD_NR_unlink: case WD_NR_unlinkat:
+	case WD_NR_rmdir: case WD_NR_mkdir: case WD_NR_mkdirat: case WD_NR_rename:
+	case WD_NR_renameat: case WD_NR_renameat2: case WD_NR_link: case WD_NR_linkat:
+	case WD_NR_symlink: case WD_NR_symlinkat: case WD_NR_mknod: case WD_NR_mknodat:
+	case WD_NR_chmod: case WD_NR_fchmod: case WD_NR_fchmodat: case WD_NR_fchmodat2:
+	case WD_NR_chown: case WD_NR_lchown: case WD_NR_fchown: case WD_NR_fchownat:
+	case WD_NR_setxattr: case WD_NR_lsetxattr: case WD_NR_fsetxattr:
+	case WD_NR_removexattr: case WD_NR_lremovexattr: case WD_NR_fremovexattr:
+	case WD_NR_utimensat:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static __always_inline bool open_writes(__u64 flags)
+{
+	return (flags & O_ACCMODE) || (flags & (O_CREAT | O_TRUNC));
+}
+
+SEC("raw_tp/sys_enter")
+int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	long nr = (long)ctx->args[1];
+	if (!hooked(nr))
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *watched = bpf_map_lookup_elem(&WATCHED, &tgid);
+	if (!watched)
+		return 0;
+	__u32 root = *watched;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	if (BPF_CORE_READ(task, thread_info.status) & WD_TS_COMPAT)
+		return 0;
+
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	unsigned long a0 = BPF_CORE_READ(regs, di);
+	unsigned long a1 = BPF_CORE_READ(regs, si);
+	unsigned long a2 = BPF_CORE_READ(regs, dx);
+	unsigned long a3 = BPF_CORE_READ(regs, r10);
+	__u16 op;
+	int dfd = AT_FDCWD, dfd2 = 0, mode = PATH2_NONE;
+	const char *p = 0, *p2 = 0;
+#define STR(a) ((const char *)(a))
+	switch (nr) {
+	case WD_NR_open:
+		if (!open_writes(a1))
+			return 0;
+		op = WD_OP_OPEN_WRITE, p = STR(a0);
+		break;
+	case WD_NR_openat:
+		if (!open_writes(a2))
+			return 0;
+		op = WD_OP_OPEN_WRITE, dfd = (int)a0, p = STR(a1);
+		break;
+	case WD_NR_openat2: {
+		__u64 flags = 0;
+		/* struct open_how starts with the u64 flags. */
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)a2);
+		if (!open_writes(flags))
+			return 0;
+		op = WD_OP_OPEN_WRITE, dfd = (int)a0, p = STR(a1);
+		break;
+	}
+	case WD_NR_creat:
+		op = WD_OP_OPEN_WRITE, p = STR(a0);
+		break;
+	case WD_NR_truncate:
+		op = WD_OP_TRUNCATE, p = STR(a0);
+		break;
+	case WD_NR_ftruncate:
+		op = WD_OP_TRUNCATE, dfd = (int)a0;
+		break;
+	case WD_NR_unlink:
+		op = WD_OP_UNLINK, p = STR(a0);
+		break;
+	case WD_NR_unlinkat:
+		op = (a2 & AT_REMOVEDIR) ? WD_OP_RMDIR : WD_OP_UNLINK, dfd = (int)a0, p = STR(a1);
+		break;
+	case WD_NR_rmdir:
+		op = WD_OP_RMDIR, p = STR(a0);
+		break;
+	case WD_NR_mkdir:
+		op = WD_OP_MKDIR, p = STR(a0);
+		break;
+	case WD_NR_mkdirat:
+		op = WD_OP_MKDIR, dfd = (int)a0, p = STR(a1);
+		break;
+	case WD_NR_rename:
+		op = WD_OP_RENAME, p = STR(a0), dfd2 = AT_FDCWD, p2 = STR(a1), mode = PATH2_RESOLVE;
+		break;
+	case WD_NR_renameat:
+	case WD_NR_renameat2:
+		op = WD_OP_RENAME, dfd = (int)a0, p = STR(a1), dfd2 = (int)a2, p2 = STR(a3);
+		mode = PATH2_RESOLVE;
+		break;
+	/* Links: `path` is the new name, `path2` the existing file. */
+	case WD_NR_link:
+		op = WD_OP_LINK, p = STR(a1), dfd2 = AT_FDCWD, p2 = STR(a0), mode = PATH2_RESOLVE;
+		break;
+	case WD_NR_linkat:
+		op = WD_OP_LINK, dfd = (int)a2, p = STR(a3), dfd2 = (int)a0, p2 = STR(a1);
+		mode = PATH2_RESOLVE;
+		break;
+	/* Symlinks: `path` is the new link, `path2` its target text. */
+	case WD_NR_symlink:
+		op = WD_OP_SYMLINK, p = STR(a1), p2 = STR(a0), mode = PATH2_RAW;
+		break;
+	case WD_NR_symlinkat:
+		op = WD_OP_SYMLINK, dfd = (int)a1, p = STR(a2), p2 = STR(a0), mode = PATH2_RAW;
+		break;
+	case WD_NR_mknod:
+		op = WD_OP_MKNOD, p = STR(a0);
+		break;
+	case WD_NR_mknodat:
+		op = WD_OP_MKNOD, dfd = (int)a0, p = STR(a1);
+		break;
+	case WD_NR_chmod:
+		op = WD_OP_CHMOD, p = STR(a0);
+		break;
+	case WD_NR_fchmod:
+		op = WD_OP_CHMOD, dfd = (int)a0;
+		break;
+	case WD_NR_fchmodat:
+	case WD_NR_fchmodat2:
+		op = WD_OP_CHMOD, dfd = (int)a0, p = STR(a1);
+		break;
+	case WD_NR_chown:
+	case WD_NR_lchown:
+		op = WD_OP_CHOWN, p = STR(a0);
+		break;
+	case WD_NR_fchown:
+		op = WD_OP_CHOWN, dfd = (int)a0;
+		break;
+	case WD_NR_fchownat:
+		op = WD_OP_CHOWN, dfd = (int)a0, p = STR(a1);
+		break;
+	case WD_NR_setxattr:
+	case WD_NR_lsetxattr:
+	case WD_NR_removexattr:
+	case WD_NR_lremovexattr:
+		op = WD_OP_ATTRIB, p = STR(a0);
+		break;
+	case WD_NR_fsetxattr:
+	case WD_NR_fremovexattr:
+		op = WD_OP_ATTRIB, dfd = (int)a0;
+		break;
+	/* utimensat(dfd, NULL, ...) is futimens(dfd). */
+	case WD_NR_utimensat:
+		op = WD_OP_ATTRIB, dfd = (int)a0, p = STR(a1);
+		break;
+	default:
+		return 0;
+	}
+#undef STR
+	return on_enter(root, op, dfd, p, dfd2, p2, mode);
+}
+
+SEC("raw_tp/sys_exit")
+int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct wd_event *ev = bpf_map_lookup_elem(&PENDING, &id);
 	if (!ev)
 		return 0;
-	ev->ret = (__s32)ctx->ret;
+	ev->ret = (__s32)(long)ctx->args[1];
 	if (ev->flags & WD_EVENT_UNREAD) {
 		/* The syscall has faulted the strings in by now: read them again. */
 		__u32 zero = 0;
@@ -539,89 +744,3 @@ int sys_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_map_delete_elem(&PENDING, &id);
 	return 0;
 }
-
-static __always_inline bool open_writes(__u64 flags)
-{
-	return (flags & O_ACCMODE) || (flags & (O_CREAT | O_TRUNC));
-}
-
-#define ARG(n) (ctx->args[n])
-#define STR(n) ((const char *)ctx->args[n])
-#define FD(n) ((int)ctx->args[n])
-#define ENTER(name) \
-	SEC("tracepoint/syscalls/sys_enter_" #name) \
-	int enter_##name(struct trace_event_raw_sys_enter *ctx)
-
-ENTER(open)
-{
-	if (!open_writes(ARG(1)))
-		return 0;
-	return on_enter(WD_OP_OPEN_WRITE, AT_FDCWD, STR(0), 0, 0, PATH2_NONE);
-}
-
-ENTER(openat)
-{
-	if (!open_writes(ARG(2)))
-		return 0;
-	return on_enter(WD_OP_OPEN_WRITE, FD(0), STR(1), 0, 0, PATH2_NONE);
-}
-
-ENTER(openat2)
-{
-	__u64 flags = 0;
-	/* struct open_how starts with the u64 flags. */
-	bpf_probe_read_user(&flags, sizeof(flags), (void *)ARG(2));
-	if (!open_writes(flags))
-		return 0;
-	return on_enter(WD_OP_OPEN_WRITE, FD(0), STR(1), 0, 0, PATH2_NONE);
-}
-
-ENTER(creat) { return on_enter(WD_OP_OPEN_WRITE, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(truncate) { return on_enter(WD_OP_TRUNCATE, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(ftruncate) { return on_enter(WD_OP_TRUNCATE, FD(0), 0, 0, 0, PATH2_NONE); }
-ENTER(unlink) { return on_enter(WD_OP_UNLINK, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-
-ENTER(unlinkat)
-{
-	__u16 op = (ARG(2) & AT_REMOVEDIR) ? WD_OP_RMDIR : WD_OP_UNLINK;
-	return on_enter(op, FD(0), STR(1), 0, 0, PATH2_NONE);
-}
-
-ENTER(rmdir) { return on_enter(WD_OP_RMDIR, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(mkdir) { return on_enter(WD_OP_MKDIR, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(mkdirat) { return on_enter(WD_OP_MKDIR, FD(0), STR(1), 0, 0, PATH2_NONE); }
-
-ENTER(rename)
-{
-	return on_enter(WD_OP_RENAME, AT_FDCWD, STR(0), AT_FDCWD, STR(1), PATH2_RESOLVE);
-}
-
-ENTER(renameat) { return on_enter(WD_OP_RENAME, FD(0), STR(1), FD(2), STR(3), PATH2_RESOLVE); }
-ENTER(renameat2) { return on_enter(WD_OP_RENAME, FD(0), STR(1), FD(2), STR(3), PATH2_RESOLVE); }
-
-/* Links: `path` is the new name, `path2` the existing file. */
-ENTER(link) { return on_enter(WD_OP_LINK, AT_FDCWD, STR(1), AT_FDCWD, STR(0), PATH2_RESOLVE); }
-ENTER(linkat) { return on_enter(WD_OP_LINK, FD(2), STR(3), FD(0), STR(1), PATH2_RESOLVE); }
-
-/* Symlinks: `path` is the new link, `path2` its target text. */
-ENTER(symlink) { return on_enter(WD_OP_SYMLINK, AT_FDCWD, STR(1), 0, STR(0), PATH2_RAW); }
-ENTER(symlinkat) { return on_enter(WD_OP_SYMLINK, FD(1), STR(2), 0, STR(0), PATH2_RAW); }
-
-ENTER(mknod) { return on_enter(WD_OP_MKNOD, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(mknodat) { return on_enter(WD_OP_MKNOD, FD(0), STR(1), 0, 0, PATH2_NONE); }
-ENTER(chmod) { return on_enter(WD_OP_CHMOD, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(fchmod) { return on_enter(WD_OP_CHMOD, FD(0), 0, 0, 0, PATH2_NONE); }
-ENTER(fchmodat) { return on_enter(WD_OP_CHMOD, FD(0), STR(1), 0, 0, PATH2_NONE); }
-ENTER(fchmodat2) { return on_enter(WD_OP_CHMOD, FD(0), STR(1), 0, 0, PATH2_NONE); }
-ENTER(chown) { return on_enter(WD_OP_CHOWN, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(lchown) { return on_enter(WD_OP_CHOWN, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(fchown) { return on_enter(WD_OP_CHOWN, FD(0), 0, 0, 0, PATH2_NONE); }
-ENTER(fchownat) { return on_enter(WD_OP_CHOWN, FD(0), STR(1), 0, 0, PATH2_NONE); }
-ENTER(setxattr) { return on_enter(WD_OP_ATTRIB, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(lsetxattr) { return on_enter(WD_OP_ATTRIB, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(fsetxattr) { return on_enter(WD_OP_ATTRIB, FD(0), 0, 0, 0, PATH2_NONE); }
-ENTER(removexattr) { return on_enter(WD_OP_ATTRIB, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(lremovexattr) { return on_enter(WD_OP_ATTRIB, AT_FDCWD, STR(0), 0, 0, PATH2_NONE); }
-ENTER(fremovexattr) { return on_enter(WD_OP_ATTRIB, FD(0), 0, 0, 0, PATH2_NONE); }
-/* utimensat(dfd, NULL, ...) is futimens(dfd). */
-ENTER(utimensat) { return on_enter(WD_OP_ATTRIB, FD(0), STR(1), 0, 0, PATH2_NONE); }

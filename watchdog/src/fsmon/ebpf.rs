@@ -9,7 +9,7 @@ use super::deny::StrictOpens;
 use super::event::{BackendKind, FsEvent, FsOp, Outcome};
 use super::{Backend, EventSender, WatchScope};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{BtfTracePoint, Lsm, TracePoint};
+use aya::programs::{BtfTracePoint, Lsm, RawTracePoint};
 use aya::{Btf, Ebpf};
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -35,45 +35,6 @@ impl fmt::Display for Unavailable {
 }
 
 impl std::error::Error for Unavailable {}
-
-/// Syscalls hooked at enter (and exit). Optional ones may be missing on older kernels.
-const SYSCALLS: &[(&str, bool)] = &[
-    ("open", true),
-    ("openat", true),
-    ("openat2", false),
-    ("creat", true),
-    ("truncate", true),
-    ("ftruncate", true),
-    ("unlink", true),
-    ("unlinkat", true),
-    ("rmdir", true),
-    ("mkdir", true),
-    ("mkdirat", true),
-    ("rename", true),
-    ("renameat", true),
-    ("renameat2", false),
-    ("link", true),
-    ("linkat", true),
-    ("symlink", true),
-    ("symlinkat", true),
-    ("mknod", true),
-    ("mknodat", true),
-    ("chmod", true),
-    ("fchmod", true),
-    ("fchmodat", true),
-    ("fchmodat2", false),
-    ("chown", true),
-    ("lchown", true),
-    ("fchown", true),
-    ("fchownat", true),
-    ("setxattr", false),
-    ("lsetxattr", false),
-    ("fsetxattr", false),
-    ("removexattr", false),
-    ("lremovexattr", false),
-    ("fremovexattr", false),
-    ("utimensat", false),
-];
 
 const TRACEFS: &str = "/sys/kernel/tracing";
 
@@ -125,7 +86,8 @@ pub struct EbpfBackend {
     events: EventSender,
     reader: Arc<ReaderCounters>,
     reader_task: tokio::task::JoinHandle<()>,
-    /// Optional syscalls that could not be hooked on this kernel.
+    /// Optional syscalls that could not be hooked on this kernel: none since the raw
+    /// `sys_enter`/`sys_exit` tracepoints see every syscall (kept for `status`).
     pub skipped: Vec<&'static str>,
     /// Whether this kernel loads BPF-LSM programs (`Err`: why not).
     pub lsm: Result<(), String>,
@@ -163,7 +125,8 @@ impl EbpfBackend {
                 .and_then(|()| prog.attach().map(drop))
                 .map_err(|e| Unavailable(format!("tp_btf/{tracepoint}: {}", error_chain(&e))))?;
         }
-        let skipped = attach_syscalls(&mut ebpf)?;
+        attach_syscalls(&mut ebpf)?;
+        let skipped = Vec::new();
         let lsm = probe_lsm(&mut ebpf, &btf);
 
         let spawners = take_map(&mut ebpf, "SPAWNERS")?;
@@ -394,38 +357,16 @@ where
     T::try_from(map).map_err(|e| Unavailable(format!("map {name}: {e}")))
 }
 
-/// Attaches every `enter_*` program and the shared `sys_exit` program to its syscall's exit.
-fn attach_syscalls(ebpf: &mut Ebpf) -> Result<Vec<&'static str>, Unavailable> {
-    let mut skipped = Vec::new();
-    let mut hooked = Vec::new();
-    for &(syscall, required) in SYSCALLS {
-        let enter = format!("sys_enter_{syscall}");
-        let exists = Path::new(TRACEFS)
-            .join("events/syscalls")
-            .join(&enter)
-            .exists();
-        let prog: &mut TracePoint = program_mut(ebpf, &format!("enter_{syscall}"))?;
-        let result = if exists {
-            prog.load()
-                .and_then(|()| prog.attach("syscalls", &enter).map(drop))
-                .map_err(|e| error_chain(&e))
-        } else {
-            Err("no such tracepoint".to_string())
-        };
-        match result {
-            Ok(()) => hooked.push(syscall),
-            Err(e) if required => return Err(Unavailable(format!("{enter}: {e}"))),
-            Err(_) => skipped.push(syscall),
-        }
+/// Attaches `sys_enter` and `sys_exit` to the raw syscall tracepoints: two programs to verify
+/// and two attachments, instead of a perf tracepoint per syscall (seconds to load and detach).
+fn attach_syscalls(ebpf: &mut Ebpf) -> Result<(), Unavailable> {
+    for name in ["sys_enter", "sys_exit"] {
+        let prog: &mut RawTracePoint = program_mut(ebpf, name)?;
+        prog.load()
+            .and_then(|()| prog.attach(name).map(drop))
+            .map_err(|e| Unavailable(format!("raw_tp/{name}: {}", error_chain(&e))))?;
     }
-    let exit: &mut TracePoint = program_mut(ebpf, "sys_exit")?;
-    exit.load()
-        .map_err(|e| Unavailable(format!("sys_exit: {}", error_chain(&e))))?;
-    for syscall in hooked {
-        exit.attach("syscalls", &format!("sys_exit_{syscall}"))
-            .map_err(|e| Unavailable(format!("sys_exit_{syscall}: {}", error_chain(&e))))?;
-    }
-    Ok(skipped)
+    Ok(())
 }
 
 /// aya puts the verifier log in the error's sources.
