@@ -284,7 +284,7 @@ fn fs_monitor(
         tracing::warn!("filesystem monitor: {e}; a server's first writes may be missed");
     }
     if settings.strict {
-        if let Err(e) = backend.enable_denial() {
+        if let Err(e) = backend.strict_everywhere(sensitive.paths()) {
             eprintln!(
                 "mcp-watchdog: WARNING: strict mode cannot deny sensitive opens here ({e}); \
                  breaches are still killed"

@@ -38,6 +38,9 @@ struct Shared {
     fan: OwnedFd,
     forks: Arc<ForkTracker>,
     strict: Mutex<HashSet<u32>>,
+    /// Every tree is strict (the watchdog's own strict mode): no window between a server's first
+    /// instruction and its registration.
+    strict_all: AtomicBool,
     /// The sensitive set as a scope (for `is_sensitive`, which also knows the `.git` pattern).
     sensitive: Mutex<WatchScope>,
     marked: Mutex<HashSet<PathBuf>>,
@@ -81,6 +84,7 @@ impl DenyGuard {
             fan,
             forks,
             strict: Mutex::new(HashSet::new()),
+            strict_all: AtomicBool::new(false),
             sensitive: Mutex::new(WatchScope::default()),
             marked: Mutex::new(HashSet::new()),
             files: Mutex::new(HashSet::new()),
@@ -153,6 +157,11 @@ impl DenyGuard {
     }
 
     /// Whether opens of sensitive files by the tree rooted at `root` are refused.
+    /// Makes every followed tree strict, from its fork on.
+    pub fn set_strict_all(&self) {
+        self.shared.strict_all.store(true, Ordering::Relaxed);
+    }
+
     pub fn set_strict(&self, root: u32, strict: bool) {
         let mut set = lock(&self.shared.strict);
         if strict {
@@ -201,6 +210,12 @@ impl StrictOpens {
 
     pub fn remove_spawner(&self, spawner: u32) {
         self.forks.remove_spawner(spawner);
+    }
+
+    /// Every tree strict from its fork on, and `sensitive` protected now (before any server runs).
+    pub fn strict_everywhere(&self, sensitive: &[PathBuf]) -> io::Result<()> {
+        self.guard.set_strict_all();
+        self.guard.protect(sensitive).map(drop)
     }
 
     /// Protects the tree's sensitive set and refuses its opens there when it is strict.
@@ -391,10 +406,9 @@ fn run(shared: &Shared, stop: RawFd) {
 
 fn decide(shared: &Shared, verdicts: Vec<Verdict>) {
     for mut v in verdicts {
-        let root = shared
-            .forks
-            .root_of(v.pid)
-            .filter(|r| lock(&shared.strict).contains(r));
+        let root = shared.forks.root_of(v.pid).filter(|r| {
+            shared.strict_all.load(Ordering::Relaxed) || lock(&shared.strict).contains(r)
+        });
         let Some(root) = root else {
             v.answer(true);
             continue;

@@ -263,6 +263,18 @@ impl Backend for EbpfBackend {
         EbpfBackend::remove_spawner(self, spawner);
     }
 
+    fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {
+        self.strict_kill = true;
+        Backend::enable_denial(self)?;
+        let opens = self
+            .strict_opens
+            .as_ref()
+            .ok_or("the denial group did not start")?;
+        opens
+            .strict_everywhere(sensitive)
+            .map_err(|e| format!("cannot protect the sensitive set: {e}"))
+    }
+
     fn enable_denial(&mut self) -> Result<(), String> {
         if self.strict_opens.is_none() {
             let opens = StrictOpens::start(&self.spawner_pids, self.events.clone())?;

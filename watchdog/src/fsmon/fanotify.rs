@@ -265,6 +265,15 @@ impl Backend for FanotifyBackend {
     fn enable_denial(&mut self) -> Result<(), String> {
         FanotifyBackend::enable_denial(self)
     }
+
+    fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {
+        FanotifyBackend::enable_denial(self)?;
+        let deny = self.deny.as_ref().ok_or("the denial group did not start")?;
+        deny.set_strict_all();
+        deny.protect(sensitive)
+            .map(drop)
+            .map_err(|e| format!("cannot protect the sensitive set: {e}"))
+    }
 }
 
 impl Shared {

@@ -99,6 +99,12 @@ pub trait Backend: Send {
     fn enable_denial(&mut self) -> Result<(), String> {
         Err(format!("the {} backend cannot deny opens", self.kind()))
     }
+
+    /// The watchdog's own strict mode: every tree it spawns is strict from its fork on (no window
+    /// before `watch`), and `sensitive` is protected now, before any server runs.
+    fn strict_everywhere(&mut self, _sensitive: &[PathBuf]) -> Result<(), String> {
+        Err(format!("the {} backend cannot deny opens", self.kind()))
+    }
 }
 
 /// Events in flight from a backend to the monitor, at most.
