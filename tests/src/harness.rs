@@ -716,3 +716,46 @@ pub fn read_all(path: &Path) -> Vec<u8> {
     }
     v
 }
+
+/// `setpriv` and its arguments, to put before a command so that it runs as `nobody` (uid and gid
+/// 65534, no supplementary groups); `None` without util-linux's setpriv.
+pub fn as_nobody() -> Option<Vec<String>> {
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    Some(
+        [
+            setpriv,
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    )
+}
+
+/// Makes `p` nobody's, mode 0755.
+pub fn chown_nobody(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+impl TestDir {
+    /// Hands the test directory, `more`, and the watchdog's own state and config directories to
+    /// `nobody`, so that a watchdog running as nobody is refused nothing by file permissions.
+    pub fn give_to_nobody(&self, more: &[&Path]) {
+        fs::create_dir_all(self.xdg_state()).unwrap();
+        fs::create_dir_all(self.xdg_config()).unwrap();
+        let own = self.xdg_state().parent().unwrap().to_path_buf();
+        for p in [self.root(), &own, &self.xdg_state(), &self.xdg_config()]
+            .into_iter()
+            .chain(more.iter().copied())
+        {
+            chown_nobody(p);
+        }
+    }
+}

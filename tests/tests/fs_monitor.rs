@@ -8,7 +8,9 @@ use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use watchdog_tests::harness::{toml_str, Input, TestDir, Watchdog, EXIT_TIMEOUT};
+use watchdog_tests::harness::{
+    as_nobody, chown_nobody, toml_str, Input, TestDir, Watchdog, EXIT_TIMEOUT,
+};
 
 const ALERT_WAIT: Duration = Duration::from_secs(15);
 
@@ -359,30 +361,6 @@ fn inotify_reports_sensitive_changes_unattributed() {
     wd.wait_exit(EXIT_TIMEOUT);
 }
 
-fn setpriv_nobody() -> Option<Vec<String>> {
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())?;
-    Some(
-        [
-            setpriv,
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    )
-}
-
-fn chown_nobody(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
-    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// A running `mcp-watchdog daemon`, stopped on drop.
 struct Daemon(std::process::Child);
 
@@ -420,24 +398,13 @@ fn an_unprivileged_proxy_is_served_by_the_daemon() {
         eprintln!("{test}: skipped: the daemon needs root");
         return;
     }
-    let Some(nobody) = setpriv_nobody() else {
+    let Some(nobody) = as_nobody() else {
         eprintln!("{test}: skipped: setpriv (util-linux) is not installed");
         return;
     };
     let at = Layout::new();
-    for p in [at.dir.root(), &at.scope, &at.outside, &at.home] {
-        chown_nobody(p);
-    }
-    fs::create_dir_all(at.dir.xdg_state()).unwrap();
-    fs::create_dir_all(at.dir.xdg_config()).unwrap();
-    for p in [
-        at.dir.xdg_state(),
-        at.dir.xdg_config(),
-        at.dir.xdg_state().parent().unwrap().to_path_buf(),
-    ] {
-        chown_nobody(&p);
-    }
-    chown_nobody(&at.home.join(".bashrc"));
+    at.dir
+        .give_to_nobody(&[&at.scope, &at.outside, &at.home, &at.home.join(".bashrc")]);
     let socket = at.dir.path("daemon.sock");
     let _daemon = start_daemon(&socket);
     let script = r#"echo $$ > "$SCOPE/root.pid"
@@ -484,7 +451,7 @@ echo done > "$SCOPE/done""#;
 #[test]
 fn the_daemon_refuses_to_run_unprivileged() {
     let test = "the_daemon_refuses_to_run_unprivileged";
-    let mut cmd = match (is_root(), setpriv_nobody()) {
+    let mut cmd = match (is_root(), as_nobody()) {
         (true, Some(nobody)) => {
             let mut c = std::process::Command::new(&nobody[0]);
             c.args(&nobody[1..]).arg(watchdog_tests::watchdog_bin());

@@ -5,10 +5,9 @@
 
 use serde_json::{json, Value};
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use watchdog_tests::harness::{
-    fake_cmd, server_toml, toml_str, Input, TestDir, Watchdog, EXIT_TIMEOUT,
+    as_nobody, fake_cmd, server_toml, toml_str, Input, TestDir, Watchdog, EXIT_TIMEOUT,
 };
 
 fn landlock_abi() -> Option<i64> {
@@ -241,23 +240,10 @@ fn an_unprivileged_watchdog_confines_its_server_too() {
         eprintln!("{test}: skipped: dropping to nobody needs root (already unprivileged: the other tests cover it)");
         return;
     }
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(setpriv) = setpriv else {
+    let Some(launcher) = as_nobody() else {
         eprintln!("{test}: skipped: setpriv (util-linux) is not installed");
         return;
     };
-    let launcher: Vec<String> = [
-        setpriv,
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "--",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
     let probe = std::process::Command::new(&launcher[0])
         .args(&launcher[1..])
         .arg(watchdog_tests::watchdog_bin())
@@ -273,23 +259,7 @@ fn an_unprivileged_watchdog_confines_its_server_too() {
     let home = PathBuf::from(dir.subdir("home"));
     // Everything nobody needs is nobody's, so that every EACCES below is Landlock's, not the
     // file permissions'.
-    for p in [
-        dir.root(),
-        project.as_path(),
-        outside.as_path(),
-        home.as_path(),
-    ] {
-        chown_nobody(p);
-    }
-    fs::create_dir_all(dir.xdg_state()).unwrap();
-    fs::create_dir_all(dir.xdg_config()).unwrap();
-    for p in [
-        dir.xdg_state(),
-        dir.xdg_config(),
-        dir.xdg_state().parent().unwrap().to_path_buf(),
-    ] {
-        chown_nobody(&p);
-    }
+    dir.give_to_nobody(&[&project, &outside, &home]);
     let env = [("HOME".to_string(), path_str(&home))];
     let run = |extra: &[&str]| {
         let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
@@ -320,9 +290,4 @@ fn an_unprivileged_watchdog_confines_its_server_too() {
     let mut wd = run(&["--no-sandbox"]);
     assert_eq!(write(&mut wd, &outside.join("x")), "ok");
     finish(wd);
-}
-
-fn chown_nobody(p: &Path) {
-    std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
-    fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
 }
