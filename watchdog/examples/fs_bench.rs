@@ -102,19 +102,58 @@ fn add(total: &mut EbpfCounters, c: EbpfCounters) {
 /// What monitors the writer during one configuration.
 enum Monitor {
     None,
-    Ebpf {
-        backend: Box<EbpfBackend>,
-        /// Declared scope of each writer; `None`: the writer is not followed at all.
-        scope: Option<WatchScope>,
-        _runtime: RuntimeThread,
-    },
+    Ebpf(Kernel<EbpfBackend>),
     /// fanotify marks the filesystem (the private tmpfs): every process writing there pays.
-    Fanotify {
-        backend: Box<FanotifyBackend>,
-        scope: Option<WatchScope>,
-        _runtime: RuntimeThread,
-    },
+    Fanotify(Kernel<FanotifyBackend>),
     Landlock(Confinement),
+}
+
+/// A kernel backend with its runtime, and the scope each writer is declared with.
+struct Kernel<B> {
+    backend: Box<B>,
+    /// `None`: the writer is not followed at all (the tax on everyone else).
+    scope: Option<WatchScope>,
+    _runtime: RuntimeThread,
+}
+
+impl<B: Backend + 'static> Kernel<B> {
+    /// Starts the backend on its own runtime thread, with a consumer that takes events off the
+    /// channel as fast as they come; follows this process's children when `write` is given.
+    fn start(
+        start: impl FnOnce(
+            tokio::sync::mpsc::Sender<watchdog::fsmon::event::FsEvent>,
+        ) -> Result<B, String>,
+        write: Option<Vec<PathBuf>>,
+    ) -> Result<Kernel<B>, String> {
+        let runtime = RuntimeThread::start();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(65536);
+        let mut backend = {
+            let _guard = runtime.runtime.enter();
+            start(tx)?
+        };
+        runtime
+            .runtime
+            .spawn(async move { while rx.recv().await.is_some() {} });
+        if write.is_some() {
+            backend
+                .add_spawner(std::process::id())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(Kernel {
+            backend: Box::new(backend),
+            scope: write.map(|write| WatchScope {
+                write,
+                sensitive: Vec::new(),
+                strict: false,
+            }),
+            _runtime: runtime,
+        })
+    }
+
+    fn watcher(&mut self) -> Option<(&mut dyn Backend, &WatchScope)> {
+        let scope = self.scope.as_ref()?;
+        Some((self.backend.as_mut() as &mut dyn Backend, scope))
+    }
 }
 
 impl Monitor {
@@ -149,81 +188,35 @@ impl Monitor {
     }
 
     fn ebpf(write: Option<Vec<PathBuf>>) -> Result<Monitor, String> {
-        let runtime = RuntimeThread::start();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(65536);
-        let mut backend = {
-            let _guard = runtime.runtime.enter();
-            EbpfBackend::start(tx).map_err(|e| e.to_string())?
-        };
-        // The monitor's side: take events off the channel as fast as they come.
-        runtime
-            .runtime
-            .spawn(async move { while rx.recv().await.is_some() {} });
-        if write.is_some() {
-            backend
-                .add_spawner(std::process::id())
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(Monitor::Ebpf {
-            backend: Box::new(backend),
-            scope: write.map(|write| WatchScope {
-                write,
-                sensitive: Vec::new(),
-                strict: false,
-            }),
-            _runtime: runtime,
-        })
+        let kernel = Kernel::start(
+            |tx| EbpfBackend::start(tx).map_err(|e| e.to_string()),
+            write,
+        )?;
+        Ok(Monitor::Ebpf(kernel))
     }
 
     fn fanotify(dir: &Path, write: Option<Vec<PathBuf>>) -> Result<Monitor, String> {
-        let runtime = RuntimeThread::start();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(65536);
-        let mut backend = {
-            let _guard = runtime.runtime.enter();
-            FanotifyBackend::start_with(tx, None)?
-        };
-        runtime
-            .runtime
-            .spawn(async move { while rx.recv().await.is_some() {} });
-        backend
+        let kernel = Kernel::start(|tx| FanotifyBackend::start_with(tx, None), write)?;
+        // Mark the tmpfs: the writer's files are the only ones there.
+        kernel
+            .backend
             .prepare(&[dir.to_path_buf()])
             .map_err(|e| e.to_string())?;
-        if write.is_some() {
-            backend
-                .add_spawner(std::process::id())
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(Monitor::Fanotify {
-            backend: Box::new(backend),
-            scope: write.map(|write| WatchScope {
-                write,
-                sensitive: Vec::new(),
-                strict: false,
-            }),
-            _runtime: runtime,
-        })
+        Ok(Monitor::Fanotify(kernel))
     }
 
     /// The backend following the writer and the scope it is held to, if any.
     fn watcher(&mut self) -> Option<(&mut dyn Backend, &WatchScope)> {
         match self {
-            Monitor::Ebpf {
-                backend,
-                scope: Some(scope),
-                ..
-            } => Some((backend.as_mut() as &mut dyn Backend, &*scope)),
-            Monitor::Fanotify {
-                backend,
-                scope: Some(scope),
-                ..
-            } => Some((backend.as_mut() as &mut dyn Backend, &*scope)),
+            Monitor::Ebpf(k) => k.watcher(),
+            Monitor::Fanotify(k) => k.watcher(),
             _ => None,
         }
     }
 
     fn counters(&self) -> Option<EbpfCounters> {
         match self {
-            Monitor::Ebpf { backend, .. } => Some(backend.counters()),
+            Monitor::Ebpf(k) => Some(k.backend.counters()),
             _ => None,
         }
     }
