@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use super::event::{BackendKind, FsEvent, FsOp, Outcome};
-use super::fanotify::{comm_exe, fanotify_init, fanotify_mark, fd_path};
+use super::fanotify::{fanotify_init, fanotify_mark, fd_path};
 use super::forks::{is_root, ForkTracker};
 use super::{EventSender, WatchScope};
 
@@ -439,7 +439,7 @@ fn inode_of(fd: RawFd) -> Option<(u64, u64)> {
 }
 
 fn report(shared: &Shared, root: u32, pid: u32, path: Option<PathBuf>) {
-    let (comm, exe) = comm_exe(pid);
+    let (comm, exe) = shared.forks.name_of(pid);
     let ev = FsEvent {
         root_pid: root,
         pid,

@@ -430,18 +430,6 @@ pub(crate) fn fd_path(fd: RawFd) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()
 }
 
-/// Command name and executable of a process, while it still exists.
-pub(crate) fn comm_exe(pid: u32) -> (String, Option<PathBuf>) {
-    if pid == 0 {
-        return (String::new(), None);
-    }
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|s| s.trim_end_matches('\n').to_string())
-        .unwrap_or_default();
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    (comm, exe)
-}
-
 /// A file handle from an info record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Fid {
@@ -756,13 +744,7 @@ impl Reader {
                 return;
             }
         }
-        let (mut comm, mut exe) = comm_exe(pid);
-        if comm.is_empty() {
-            // Already gone: what the fork tracker saw at its exec.
-            if let Some(id) = self.shared.forks.identity(pid) {
-                (comm, exe) = (id.comm, id.exe);
-            }
-        }
+        let (comm, exe) = self.shared.forks.name_of(pid);
         let ev = FsEvent {
             root_pid: root,
             pid,

@@ -295,6 +295,14 @@ impl ForkTracker {
         st.members.get(&pid).map(|e| e.root)
     }
 
+    /// What `pid` is called and runs: read from /proc while it exists, else what it had when it
+    /// last exec'd (a short-lived member is gone before its file events are handled).
+    pub fn name_of(&self, pid: u32) -> (String, Option<std::path::PathBuf>) {
+        Identity::read(pid)
+            .or_else(|| self.identity(pid))
+            .map_or((String::new(), None), |id| (id.comm, id.exe))
+    }
+
     /// The name and executable `pid` had when it last exec'd, if it is a member.
     pub fn identity(&self, pid: u32) -> Option<Identity> {
         let mut st = self.state();
