@@ -8,10 +8,23 @@ use watchdog::inspect::{Pipeline, SubjectMeta};
 use watchdog::jsonrpc::{FrameReader, Id, Kind, Message, Parsed};
 use watchdog::policy::{Mode, Policy, ToolFilter};
 
-fn tool_result(size: usize) -> Vec<u8> {
-    let sentence = "The quick brown fox jumps over the lazy dog; café, naïve, 東京, emoji 🦊. ";
+/// Mixed-script text: a non-ASCII character every few words.
+const MIXED: &[&str] = &["The quick brown fox jumps over the lazy dog; café, naïve, 東京, emoji 🦊. "];
+
+/// Plain English prose, as `cargo xtask bench`'s echo server sends.
+const PROSE: &[&str] = &[
+    "The garden behind the old library was quiet in the early morning. ",
+    "A small boat drifted slowly across the lake while two herons watched from the reeds. ",
+    "Fresh bread from the corner bakery filled the street with a warm and pleasant smell. ",
+    "Rain clouds gathered over the hills, and the farmers brought the sheep down to the valley. ",
+];
+
+fn tool_result(sentences: &[&str], size: usize) -> Vec<u8> {
     let mut text = String::new();
-    while text.len() < size {
+    for sentence in sentences.iter().cycle() {
+        if text.len() >= size {
+            break;
+        }
         text.push_str(sentence);
     }
     let body = serde_json::json!({"jsonrpc": "2.0", "id": 42, "result": {"content": [{"type": "text", "text": text}], "isError": false}});
@@ -34,7 +47,7 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("hot_path");
     for size in [1024usize, 64 * 1024] {
-        let frame = tool_result(size);
+        let frame = tool_result(MIXED, size);
         group.throughput(Throughput::Bytes(frame.len() as u64));
 
         let mut stream = Vec::new();
@@ -81,6 +94,13 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("inspect_tool_result", size),
             &raw,
+            |b, raw| b.iter(|| p.inspect(meta, raw)),
+        );
+        let prose = tool_result(PROSE, size);
+        group.throughput(Throughput::Bytes(prose.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("inspect_prose_result", size),
+            &prose,
             |b, raw| b.iter(|| p.inspect(meta, raw)),
         );
     }

@@ -391,8 +391,13 @@ impl DriftState {
             _ => false,
         };
         if carries_markers {
-            let json = json.or_else(|| keys_may_matter(&o.raw).then(|| parse(&o.raw)).flatten());
-            let found = markers(&o.raw, json.as_ref());
+            let scanned = scan_raw(&o.raw);
+            let json = json.or_else(|| {
+                keys_may_matter(&o.raw, scanned.key_word)
+                    .then(|| parse(&o.raw))
+                    .flatten()
+            });
+            let found = markers(scanned.text_markers, json.as_ref());
             if learning {
                 s.baseline.markers.extend(found);
             } else {
@@ -472,12 +477,42 @@ fn parse(raw: &[u8]) -> Option<Value> {
     serde_json::from_slice(raw).ok()
 }
 
-/// Whether `raw` may hold an object key that [`markers`] turns into a marker. Parsing a message
-/// into a `Value` costs more than everything else DRIFT does with it, and most results have no
-/// such key. A key is contiguous in the raw text, so with `_` and `-` dropped and lower-cased the
-/// raw text contains what the key normalizes to; escapes and non-ASCII (the Kelvin sign
-/// lower-cases to `k`) are left to the parser.
-fn keys_may_matter(raw: &[u8]) -> bool {
+/// What one pass over a message's raw bytes finds: whether a key word occurs (see
+/// [`keys_may_matter`]) and the path and phrase markers.
+struct RawScan {
+    key_word: bool,
+    text_markers: BTreeSet<String>,
+}
+
+/// One literal scan for both questions: a tool result is read once, not once per question.
+fn scan_raw(raw: &[u8]) -> RawScan {
+    let mut out = RawScan {
+        key_word: false,
+        text_markers: BTreeSet::new(),
+    };
+    let raw = &raw[..raw.len().min(SCAN_LIMIT)];
+    raw_words().for_each(raw, |i| {
+        match RawWord::of(i) {
+            RawWord::Key => out.key_word = true,
+            RawWord::Path(p) => {
+                out.text_markers
+                    .insert(format!("path:{}", p.trim_end_matches('"')));
+            }
+            RawWord::Phrase(f) => {
+                out.text_markers.insert(format!("fingerprint:{f}"));
+            }
+        }
+        true
+    });
+    out
+}
+
+/// Whether `raw` may hold an object key that [`markers`] turns into a marker, given whether the
+/// raw scan saw a key word. Parsing a message into a `Value` costs more than everything else
+/// DRIFT does with it, and most results have no such key. A key is contiguous in the raw text,
+/// so with `_` and `-` dropped and lower-cased the raw text contains what the key normalizes to;
+/// escapes and non-ASCII (the Kelvin sign lower-cases to `k`) are left to the parser.
+fn keys_may_matter(raw: &[u8], key_word_in_raw: bool) -> bool {
     if raw.len() > PARSE_LIMIT {
         return false; // not parsed anyway
     }
@@ -485,7 +520,7 @@ fn keys_may_matter(raw: &[u8]) -> bool {
         return true;
     }
     if memchr::memchr2(b'_', b'-', raw).is_none() {
-        return key_words().any(raw); // the scan ignores case: nothing to copy
+        return key_word_in_raw; // the scan ignores case: nothing to copy
     }
     let squeezed: Vec<u8> = raw
         .iter()
@@ -496,22 +531,22 @@ fn keys_may_matter(raw: &[u8]) -> bool {
 }
 
 /// What a key must contain (or, quoted, be) to be a marker.
-fn key_words() -> &'static LiteralScan {
-    static SCAN: std::sync::OnceLock<LiteralScan> = std::sync::OnceLock::new();
-    SCAN.get_or_init(|| {
-        let all: Vec<&str> = CREDENTIAL_KEYS
-            .iter()
-            .chain(FINGERPRINT_KEYS)
-            .chain(&["\"tz\""])
-            .copied()
-            .collect();
-        LiteralScan::new(&all)
-    })
+fn key_word_list() -> impl Iterator<Item = &'static str> {
+    CREDENTIAL_KEYS
+        .iter()
+        .chain(FINGERPRINT_KEYS)
+        .chain(&["\"tz\""])
+        .copied()
 }
 
-/// `credential:<key>`, `path:<path>`, `fingerprint:<key or phrase>` found in a message.
-fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+fn key_words() -> &'static LiteralScan {
+    static SCAN: std::sync::OnceLock<LiteralScan> = std::sync::OnceLock::new();
+    SCAN.get_or_init(|| LiteralScan::new(&key_word_list().collect::<Vec<_>>()))
+}
+
+/// `credential:<key>`, `fingerprint:<key>` from the keys of a parsed message, added to the
+/// path and phrase markers its raw text carries.
+fn markers(mut out: BTreeSet<String>, json: Option<&Value>) -> BTreeSet<String> {
     if let Some(v) = json {
         // The envelope's own keys (jsonrpc, params, name, arguments…) are never markers.
         let body = v
@@ -541,30 +576,37 @@ fn markers(raw: &[u8], json: Option<&Value>) -> BTreeSet<String> {
             });
         }
     }
-    // One pass for every path and phrase, without copying the message.
-    let raw = &raw[..raw.len().min(SCAN_LIMIT)];
-    text_markers().for_each(raw, |i| {
-        out.insert(match SENSITIVE_PATHS.get(i) {
-            Some(p) => format!("path:{}", p.trim_end_matches('"')),
-            None => format!(
-                "fingerprint:{}",
-                FINGERPRINT_PHRASES[i - SENSITIVE_PATHS.len()]
-            ),
-        });
-        true
-    });
     out
 }
 
-/// Sensitive paths, then fingerprint phrases (case-insensitive). Every tool result passes through
-/// this scan on the relay thread, hence the fast literal scan rather than an automaton.
-fn text_markers() -> &'static LiteralScan {
+/// Which list a literal of [`raw_words`] comes from.
+enum RawWord {
+    Key,
+    Path(&'static str),
+    Phrase(&'static str),
+}
+
+impl RawWord {
+    fn of(i: usize) -> RawWord {
+        let keys = key_word_list().count();
+        if i < keys {
+            RawWord::Key
+        } else if let Some(p) = SENSITIVE_PATHS.get(i - keys) {
+            RawWord::Path(p)
+        } else {
+            RawWord::Phrase(FINGERPRINT_PHRASES[i - keys - SENSITIVE_PATHS.len()])
+        }
+    }
+}
+
+/// Key words, then sensitive paths, then fingerprint phrases (case-insensitive). Every tool
+/// result passes through this scan, hence the fast literal scan rather than an automaton.
+fn raw_words() -> &'static LiteralScan {
     static SCAN: std::sync::OnceLock<LiteralScan> = std::sync::OnceLock::new();
     SCAN.get_or_init(|| {
-        let all: Vec<&str> = SENSITIVE_PATHS
-            .iter()
-            .chain(FINGERPRINT_PHRASES)
-            .copied()
+        let all: Vec<&str> = key_word_list()
+            .chain(SENSITIVE_PATHS.iter().copied())
+            .chain(FINGERPRINT_PHRASES.iter().copied())
             .collect();
         LiteralScan::new(&all)
     })
@@ -688,12 +730,15 @@ mod tests {
             r#"{"result":{"\u0074oken":1}}"#,
             "{\"result\":{\"to\u{212A}en\":1}}",
         ] {
-            assert!(keys_may_matter(raw.as_bytes()), "{raw}");
-            let found = markers(raw.as_bytes(), parse(raw.as_bytes()).as_ref());
+            let scanned = scan_raw(raw.as_bytes());
+            assert!(keys_may_matter(raw.as_bytes(), scanned.key_word), "{raw}");
+            let found = markers(scanned.text_markers, parse(raw.as_bytes()).as_ref());
             assert!(!found.is_empty(), "{raw}");
         }
         let prose = r#"{"result":{"content":[{"type":"text","text":"The garden was quiet."}]}}"#;
-        assert!(!keys_may_matter(prose.as_bytes()));
+        let scanned = scan_raw(prose.as_bytes());
+        assert!(!keys_may_matter(prose.as_bytes(), scanned.key_word));
+        assert!(scanned.text_markers.is_empty());
     }
 
     fn call(tool: &str, args: Value) -> Observation {

@@ -16,6 +16,8 @@ pub struct LiteralScan {
     /// Where some piece can start: (lowercased) byte | next byte << 8, for every piece (a
     /// one-byte literal sets every next byte).
     starts: Box<[u64]>,
+    /// `shorts` with both bytes of every pair folded by `| 0x20`: what stage one tests.
+    folded_shorts: Box<[u64]>,
     /// The same, for the pieces of literals shorter than 4 bytes only.
     shorts: Box<[u64]>,
     /// Hashes of the 4-byte pieces of longer literals, bytes folded with `| 0x20` (a fold that
@@ -25,9 +27,16 @@ pub struct LiteralScan {
     /// Keys: `1 << 32 | byte` for one-byte literals, `1 << 33 | pair` for pairs, the folded
     /// little-endian piece for quads.
     pieces: Vec<(u64, u32, u32)>,
+    /// For each distinct key (hashed, linear probing): 1 + where its run in `pieces` starts; 0
+    /// is empty. At most half full.
+    slots: Box<[u32]>,
+    slot_bits: u32,
     /// An empty literal occurs everywhere.
     empty: Vec<u32>,
 }
+
+/// Positions stage one tests per mask.
+const BLOCK: usize = 64;
 
 const SINGLE: u64 = 1 << 32;
 const PAIR: u64 = 1 << 33;
@@ -68,7 +77,28 @@ impl LiteralScan {
             }
         }
         pieces.sort_unstable();
+        let mut folded_shorts = vec![0u64; (1 << 16) / 64].into_boxed_slice();
+        for pair in 0..1usize << 16 {
+            if get(&shorts, pair) {
+                set(&mut folded_shorts, pair | 0x2020);
+            }
+        }
+        let slot_bits = (pieces.len() * 2).next_power_of_two().max(2).trailing_zeros();
+        let mut slots = vec![0u32; 1 << slot_bits].into_boxed_slice();
+        for (at, piece) in pieces.iter().enumerate() {
+            if at > 0 && pieces[at - 1].0 == piece.0 {
+                continue;
+            }
+            let mut slot = slot_of(piece.0, slot_bits);
+            while slots[slot] != 0 {
+                slot = (slot + 1) & (slots.len() - 1);
+            }
+            slots[slot] = at as u32 + 1;
+        }
         LiteralScan {
+            slots,
+            slot_bits,
+            folded_shorts,
             literals: literals.iter().map(|l| l.as_ref().into()).collect(),
             starts,
             shorts,
@@ -79,8 +109,9 @@ impl LiteralScan {
     }
 
     pub fn memory_usage(&self) -> usize {
-        (self.starts.len() + self.shorts.len() + self.quads.len()) * 8
+        (self.starts.len() + self.folded_shorts.len() + self.shorts.len() + self.quads.len()) * 8
             + self.pieces.len() * 16
+            + self.slots.len() * 4
             + self.literals.iter().map(|l| l.len() + 16).sum::<usize>()
     }
 
@@ -98,24 +129,90 @@ impl LiteralScan {
         if self.pieces.is_empty() {
             return;
         }
+        // Stage one, 64 positions at a time: two branch-free bit tests per byte, on the hashed
+        // 4-byte piece and on the pair that could start a short literal (both folded by `| 0x20`,
+        // a superset of ASCII case-insensitive equality), gathered into a mask. In prose one
+        // position in a hundred or so gets through, so most blocks take no branch at all.
         let n = hay.len();
-        // One bit test per byte, on the (rolling) pair of lowercased bytes: no iteration waits
-        // for another's result, unlike a DFA's state, and in prose few pairs start a piece.
-        let mut b = hay.first().map_or(0, |&b| lower(b));
-        for i in 0..n {
-            let a = b;
-            b = hay.get(i + 1).map_or(0, |&b| lower(b));
-            let pair = pair_index(a, b);
-            if !get(&self.starts, pair) {
-                continue;
+        let mut block = 0;
+        while block < n {
+            let mask = match hay.get(block..block + BLOCK + 4) {
+                Some(window) => self.block_mask(window.try_into().expect("BLOCK + 4 bytes")),
+                None => self.tail_mask(&hay[block..]),
+            };
+            let mut rest = mask;
+            while rest != 0 {
+                let i = block + rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if !self.candidate(hay, i, &mut f) {
+                    return;
+                }
             }
-            let short = get(&self.shorts, pair);
-            let quad = hay
-                .get(i..i + 4)
-                .map(|q| fold(u32::from_le_bytes([q[0], q[1], q[2], q[3]])))
-                .filter(|&w| get(&self.quads, quad_index(w)));
-            if (short || quad.is_some()) && !self.check(hay, i, (a, b), short, quad, &mut f) {
-                return;
+            block += BLOCK;
+        }
+    }
+
+    /// Which of the 64 positions starting `window` (each position needs its next 3 bytes) may
+    /// start a piece.
+    #[inline]
+    fn block_mask(&self, window: &[u8; BLOCK + 4]) -> u64 {
+        let mut mask = 0u64;
+        // One 8-byte load holds the 4-byte pieces of four positions.
+        for j in (0..BLOCK).step_by(4) {
+            let eight: [u8; 8] = window[j..j + 8].try_into().expect("8 bytes");
+            let folded = u64::from_le_bytes(eight) | 0x2020_2020_2020_2020;
+            for k in 0..4 {
+                let w = (folded >> (8 * k)) as u32;
+                let quad = quad_index(w);
+                let pair = (w & 0xffff) as usize;
+                let bit = ((self.quads[quad / 64] >> (quad % 64))
+                    | (self.folded_shorts[pair / 64] >> (pair % 64)))
+                    & 1;
+                mask |= bit << (j + k);
+            }
+        }
+        mask
+    }
+
+    /// The same for the last, shorter stretch (bytes past the end count as zero).
+    fn tail_mask(&self, tail: &[u8]) -> u64 {
+        let byte = |j: usize| tail.get(j).copied().unwrap_or(0);
+        let mut mask = 0u64;
+        for j in 0..tail.len().min(BLOCK) {
+            let w = fold(u32::from_le_bytes([byte(j), byte(j + 1), byte(j + 2), byte(j + 3)]));
+            if get(&self.quads, quad_index(w)) || get(&self.folded_shorts, (w & 0xffff) as usize)
+            {
+                mask |= 1 << j;
+            }
+        }
+        mask
+    }
+
+    /// Stage two at a position stage one let through: the exact pair, the 4-byte piece, then
+    /// the literals themselves. False once `f` asks to stop.
+    fn candidate(&self, hay: &[u8], i: usize, f: &mut dyn FnMut(usize) -> bool) -> bool {
+        let a = lower(hay[i]);
+        let b = hay.get(i + 1).map_or(0, |&b| lower(b));
+        let pair = pair_index(a, b);
+        if !get(&self.starts, pair) {
+            return true;
+        }
+        let short = get(&self.shorts, pair);
+        let quad = hay
+            .get(i..i + 4)
+            .map(|q| fold(u32::from_le_bytes([q[0], q[1], q[2], q[3]])))
+            .filter(|&w| get(&self.quads, quad_index(w)));
+        !(short || quad.is_some()) || self.check(hay, i, (a, b), short, quad, f)
+    }
+
+    fn first_piece(&self, key: u64) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut slot = slot_of(key, self.slot_bits);
+        loop {
+            match self.slots[slot] {
+                0 => return None,
+                at if self.pieces[at as usize - 1].0 == key => return Some(at as usize - 1),
+                _ => slot = (slot + 1) & mask,
             }
         }
     }
@@ -147,7 +244,9 @@ impl LiteralScan {
             quad.map(u64::from),
         ];
         for key in keys.into_iter().flatten() {
-            let from = self.pieces.partition_point(|p| p.0 < key);
+            let Some(from) = self.first_piece(key) else {
+                continue;
+            };
             for &(k, n, at) in &self.pieces[from..] {
                 if k != key {
                     break;
@@ -164,6 +263,12 @@ impl LiteralScan {
         }
         true
     }
+}
+
+/// Where `key`'s pieces start in the sorted `pieces`, from an open-addressing table: a binary
+/// search per candidate cost more than the scan that found it.
+fn slot_of(key: u64, bits: u32) -> usize {
+    (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
 }
 
 fn fold(w: u32) -> u32 {
