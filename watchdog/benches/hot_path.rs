@@ -9,7 +9,8 @@ use watchdog::jsonrpc::{FrameReader, Id, Kind, Message, Parsed};
 use watchdog::policy::{Mode, Policy, ToolFilter};
 
 /// Mixed-script text: a non-ASCII character every few words.
-const MIXED: &[&str] = &["The quick brown fox jumps over the lazy dog; café, naïve, 東京, emoji 🦊. "];
+const MIXED: &[&str] =
+    &["The quick brown fox jumps over the lazy dog; café, naïve, 東京, emoji 🦊. "];
 
 /// Plain English prose, as `cargo xtask bench`'s echo server sends.
 const PROSE: &[&str] = &[

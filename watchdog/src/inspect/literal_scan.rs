@@ -83,7 +83,10 @@ impl LiteralScan {
                 set(&mut folded_shorts, pair | 0x2020);
             }
         }
-        let slot_bits = (pieces.len() * 2).next_power_of_two().max(2).trailing_zeros();
+        let slot_bits = (pieces.len() * 2)
+            .next_power_of_two()
+            .max(2)
+            .trailing_zeros();
         let mut slots = vec![0u32; 1 << slot_bits].into_boxed_slice();
         for (at, piece) in pieces.iter().enumerate() {
             if at > 0 && pieces[at - 1].0 == piece.0 {
@@ -179,9 +182,13 @@ impl LiteralScan {
         let byte = |j: usize| tail.get(j).copied().unwrap_or(0);
         let mut mask = 0u64;
         for j in 0..tail.len().min(BLOCK) {
-            let w = fold(u32::from_le_bytes([byte(j), byte(j + 1), byte(j + 2), byte(j + 3)]));
-            if get(&self.quads, quad_index(w)) || get(&self.folded_shorts, (w & 0xffff) as usize)
-            {
+            let w = fold(u32::from_le_bytes([
+                byte(j),
+                byte(j + 1),
+                byte(j + 2),
+                byte(j + 3),
+            ]));
+            if get(&self.quads, quad_index(w)) || get(&self.folded_shorts, (w & 0xffff) as usize) {
                 mask |= 1 << j;
             }
         }
