@@ -194,23 +194,9 @@ const ESCAPED_DISGUISES: &[&str] = &[
 /// Plain accented or non-Latin text does not count, so it stays on the fast path.
 pub fn disguised(raw: &[u8]) -> bool {
     let letter = |i: usize| raw.get(i).is_some_and(u8::is_ascii_alphabetic);
-    let mut i = 0;
-    while i < raw.len() {
-        // Every disguise starts at a byte >= 0xC2: skip plain ASCII a word-sized block at a time
-        // (most text is ASCII, and this check runs on every message the literals did not wake).
-        if let Some(block) = raw.get(i..i + 32) {
-            if block.is_ascii() {
-                i += 32;
-                continue;
-            }
-        }
-        let b = raw[i];
-        if b < 0xC2 {
-            i += 1;
-            continue;
-        }
+    let disguise_at = |i: usize| {
         let (b1, b2) = (raw.get(i + 1).copied(), raw.get(i + 2).copied());
-        let hit = match b {
+        match raw[i] {
             // U+0340..U+04FF: Greek and Cyrillic (and the combining grapheme joiner)
             0xCD..=0xD3 => i.checked_sub(1).is_some_and(letter) || letter(i + 2),
             0xC2 => b1 == Some(0xAD),
@@ -229,11 +215,24 @@ pub fn disguised(raw: &[u8]) -> bool {
             0xF0 => b1 == Some(0x9D) && matches!(b2, Some(0x90..=0x9D)),
             0xF3 => b1 == Some(0xA0),
             _ => false,
-        };
-        if hit {
-            return true;
         }
-        i += 1;
+    };
+    let mut i = 0;
+    while i < raw.len() {
+        // Every disguise starts at a byte >= 0xC2: skip plain ASCII a word-sized block at a time
+        // (most text is ASCII, and this check runs on every message the literals did not wake).
+        if raw.get(i..i + 32).is_some_and(<[u8]>::is_ascii) {
+            i += 32;
+            continue;
+        }
+        // A block with non-ASCII in it: each of its bytes is looked at once.
+        let end = (i + 32).min(raw.len());
+        while i < end {
+            if raw[i] >= 0xC2 && disguise_at(i) {
+                return true;
+            }
+            i += 1;
+        }
     }
     escaped_disguise(raw)
 }

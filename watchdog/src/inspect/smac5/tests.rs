@@ -485,6 +485,18 @@ fn disguise_check_leaves_plain_accented_and_non_latin_text_on_the_fast_path() {
     assert!(disguised("\u{FF1C}SYSTEM>".as_bytes()));
 }
 
+#[test]
+fn a_disguise_is_found_at_every_offset_in_long_mixed_text() {
+    let benign = "The fox, café, 東京 🦊 ".repeat(12);
+    assert!(!disguised(benign.as_bytes()));
+    for cut in benign.char_indices().map(|(i, _)| i) {
+        for disguise in ["ign\u{043e}re", "a\u{200B}b", "x\u{00AD}y"] {
+            let text = format!("{}{disguise}{}", &benign[..cut], &benign[cut..]);
+            assert!(disguised(text.as_bytes()), "{disguise:?} at {cut}");
+        }
+    }
+}
+
 // ---- real servers ----
 
 /// The wire captures of real servers, when present beside the repository (CI) or the worktree.
