@@ -205,15 +205,19 @@ fn alert_sink(settings: &Settings) -> AlertSink {
     }
 }
 
+fn drift_enabled(settings: &Settings) -> bool {
+    settings.policy.action(crate::analyze::drift::DRIFT) != crate::policy::Action::Off
+}
+
 /// The analyzer actors these settings ask for, started (alerts only; inline guards are in the
 /// pipeline), and the classifier when results are held for its verdict.
 fn analyzers(
     settings: &Settings,
     alerts: &Addr<AlertSink>,
 ) -> (Analyzers, Option<Addr<crate::analyze::semantic::Semantic>>) {
-    use crate::analyze::drift::{Drift, DRIFT};
+    use crate::analyze::drift::Drift;
     let mut analyzers = Analyzers::default();
-    if settings.policy.action(DRIFT) != crate::policy::Action::Off {
+    if drift_enabled(settings) {
         // On its own thread: its marker scan of every tool result would otherwise share the
         // relay's thread (a quarter of the proxy's CPU on 64 KiB results).
         let drift = Drift::new(&settings.drift, alerts.clone());
@@ -344,11 +348,16 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         })
         .collect();
     let (analyzers, hold) = analyzers(&settings, &alerts);
+    let mut pipeline = crate::inspect::registry::pipeline(&settings);
+    if drift_enabled(&settings) {
+        // DRIFT's markers come from the pipeline's scan: a tool result is read once.
+        pipeline.observe_literals(crate::analyze::drift::observed_literals());
+    }
     let session = Session::new(SessionParts {
         upstreams: links,
         client_out,
         client_writer,
-        pipeline: Arc::new(crate::inspect::registry::pipeline(&settings)),
+        pipeline: Arc::new(pipeline),
         alerts: alerts.clone(),
         analyzers,
         hold,

@@ -30,6 +30,10 @@ pub struct Observation {
     /// The bytes as forwarded (after any rewrite), or as received when stopped.
     pub raw: Bytes,
     pub blocked: bool,
+    /// Which of the pipeline's observed literals `raw` contains, when the pipeline's scan read
+    /// exactly these bytes (indices into the list given to
+    /// [`crate::inspect::Pipeline::observe_literals`]); `None`: the analyzer reads `raw` itself.
+    pub literals: Option<Arc<[u32]>>,
 }
 
 /// The analyzers registered for a session.
@@ -90,6 +94,7 @@ mod tests {
             method: Some("notifications/message".into()),
             raw: Bytes::from_static(b"{}"),
             blocked: false,
+            literals: None,
         }
     }
 

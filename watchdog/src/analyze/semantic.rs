@@ -600,6 +600,7 @@ impl Handler<HoldResult> for Semantic {
             method: Some(Arc::from("tools/call")),
             raw: h.raw,
             blocked: false,
+            literals: None,
         };
         let Some(item) = self.items(&observation).into_iter().next() else {
             return Box::pin(async { Held::Pass });

@@ -30,6 +30,9 @@ pub enum Outcome {
 pub struct Inspection {
     pub outcome: Outcome,
     pub alerts: Vec<Alert>,
+    /// Which observed literals (see [`Pipeline::observe_literals`]) occur in the message, when
+    /// its shared literal scan ran: indices into that list, ascending.
+    pub observed: Option<Vec<u32>>,
 }
 
 /// Rule id for an inspector that failed: its message is stopped (fail closed).
@@ -38,23 +41,35 @@ pub const INSPECTOR_FAULT: &str = "INSPECTOR-FAULT";
 pub struct Pipeline {
     inspectors: Vec<Box<dyn Inspector>>,
     policy: Policy,
+    /// Literals an analyzer looks for in the messages it observes: found by the same scan.
+    observed: Vec<String>,
     to_server: SharedLiterals,
     to_client: SharedLiterals,
 }
 
-/// Every inspector's trigger literals for one direction in one automaton: a message is scanned
-/// once, not once per inspector (a scan of 64 KiB costs as much as the rest of the fast path).
+/// Every inspector's trigger literals for one direction in one automaton, and the analyzers'
+/// observed literals with them: a message is scanned once, not once per inspector or analyzer
+/// (a scan of 64 KiB costs as much as the rest of the fast path).
 struct SharedLiterals {
     scan: Option<LiteralScan>,
     /// For each literal, the inspectors (indices) it wakes.
     owners: Vec<Vec<usize>>,
+    /// For each literal, where it stands in the observed list (it may stand twice).
+    observed: Vec<Vec<u32>>,
     /// Which inspectors are woken this way.
     users: Vec<bool>,
 }
 
+/// What the shared scan found in one message.
+struct Scanned {
+    woken: Vec<bool>,
+    /// Present when there are observed literals.
+    observed: Option<Vec<u32>>,
+}
+
 impl SharedLiterals {
-    fn new(inspectors: &[Box<dyn Inspector>], direction: Direction) -> Self {
-        let mut by_literal: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    fn new(inspectors: &[Box<dyn Inspector>], direction: Direction, observed: &[String]) -> Self {
+        let mut by_literal: BTreeMap<String, (Vec<usize>, Vec<u32>)> = BTreeMap::new();
         let mut users = vec![false; inspectors.len()];
         for (i, inspector) in inspectors.iter().enumerate() {
             let Some(literals) = inspector.literals(direction) else {
@@ -62,27 +77,48 @@ impl SharedLiterals {
             };
             users[i] = true;
             for l in literals {
-                let owners = by_literal.entry(l.to_ascii_lowercase()).or_default();
+                let (owners, _) = by_literal.entry(l.to_ascii_lowercase()).or_default();
                 if !owners.contains(&i) {
                     owners.push(i);
                 }
             }
         }
-        let (literals, owners): (Vec<String>, Vec<Vec<usize>>) = by_literal.into_iter().unzip();
+        let mut with_observed = by_literal.clone();
+        for (n, l) in observed.iter().enumerate() {
+            with_observed
+                .entry(l.to_ascii_lowercase())
+                .or_default()
+                .1
+                .push(n as u32);
+        }
+        // Observed literals ride along only with a scan the inspectors need anyway.
+        let by_literal = if by_literal.is_empty() {
+            by_literal
+        } else {
+            with_observed
+        };
+        let (literals, (owners, observed)): (Vec<String>, (Vec<_>, Vec<_>)) =
+            by_literal.into_iter().unzip();
         let scan = (!literals.is_empty()).then(|| LiteralScan::new(&literals));
         SharedLiterals {
             scan,
             owners,
+            observed,
             users,
         }
     }
 
-    /// Which inspectors' literals occur in `raw`.
-    fn woken(&self, raw: &[u8]) -> Vec<bool> {
+    /// Which inspectors' literals occur in `raw`, and which observed ones. Without observed
+    /// literals the scan stops once every inspector is woken; with them it reads to the end.
+    fn scan(&self, raw: &[u8]) -> Scanned {
         let mut woken = vec![false; self.users.len()];
         let Some(scan) = &self.scan else {
-            return woken;
+            return Scanned {
+                woken,
+                observed: None,
+            };
         };
+        let mut observed = self.observed.iter().any(|o| !o.is_empty()).then(Vec::new);
         let wanted = self.users.iter().filter(|u| **u).count();
         let mut found = 0;
         scan.for_each(raw, |pattern| {
@@ -92,28 +128,52 @@ impl SharedLiterals {
                     found += 1;
                 }
             }
-            found < wanted
+            match &mut observed {
+                Some(o) => {
+                    o.extend_from_slice(&self.observed[pattern]);
+                    true
+                }
+                None => found < wanted,
+            }
         });
-        woken
+        if let Some(o) = &mut observed {
+            o.sort_unstable();
+            o.dedup();
+        }
+        Scanned { woken, observed }
     }
 }
 
 impl Pipeline {
     pub fn new(policy: Policy, inspectors: Vec<Box<dyn Inspector>>) -> Self {
         Pipeline {
-            to_server: SharedLiterals::new(&inspectors, Direction::ClientToServer),
-            to_client: SharedLiterals::new(&inspectors, Direction::ServerToClient),
+            to_server: SharedLiterals::new(&inspectors, Direction::ClientToServer, &[]),
+            to_client: SharedLiterals::new(&inspectors, Direction::ServerToClient, &[]),
             inspectors,
             policy,
+            observed: Vec::new(),
         }
+    }
+
+    /// Has the shared scan also report these literals (ASCII case-insensitive) in
+    /// [`Inspection::observed`], for an analyzer that would otherwise scan every message again.
+    pub fn observe_literals(&mut self, literals: Vec<String>) {
+        self.observed = literals;
+        self.rebuild_scans();
+    }
+
+    fn rebuild_scans(&mut self) {
+        self.to_server =
+            SharedLiterals::new(&self.inspectors, Direction::ClientToServer, &self.observed);
+        self.to_client =
+            SharedLiterals::new(&self.inspectors, Direction::ServerToClient, &self.observed);
     }
 
     /// Adds inspectors after the ones already there (stateful ones the stateless pipeline leaves
     /// out).
     pub fn extend(&mut self, more: Vec<Box<dyn Inspector>>) {
         self.inspectors.extend(more);
-        self.to_server = SharedLiterals::new(&self.inspectors, Direction::ClientToServer);
-        self.to_client = SharedLiterals::new(&self.inspectors, Direction::ServerToClient);
+        self.rebuild_scans();
     }
 
     pub fn policy(&self) -> &Policy {
@@ -135,13 +195,13 @@ impl Pipeline {
             Direction::ClientToServer => &self.to_server,
             Direction::ServerToClient => &self.to_client,
         };
-        let mut woken: Option<Vec<bool>> = None;
+        let mut scanned: Option<Scanned> = None;
         for (i, inspector) in self.inspectors.iter().enumerate() {
             if !inspector.applies(&meta, &self.policy) {
                 continue;
             }
             let concerned = if shared.users[i] {
-                woken.get_or_insert_with(|| shared.woken(raw))[i]
+                scanned.get_or_insert_with(|| shared.scan(raw)).woken[i]
                     || inspector.prefilter_beyond_literals(&meta, raw)
             } else {
                 inspector.prefilter(&meta, raw)
@@ -189,7 +249,11 @@ impl Pipeline {
         } else {
             Outcome::Pass
         };
-        Inspection { outcome, alerts }
+        Inspection {
+            outcome,
+            alerts,
+            observed: scanned.and_then(|s| s.observed),
+        }
     }
 }
 
@@ -299,6 +363,50 @@ mod tests {
         fn inspect(&self, _: &mut Subject<'_>, _: &Policy, _: &mut Findings) {
             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    #[test]
+    fn observed_literals_are_reported_from_the_whole_message_in_any_case() {
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut p = Pipeline::new(Policy::default(), vec![Box::new(Needle(runs))]);
+        let to_client = SubjectMeta {
+            direction: Direction::ServerToClient,
+            ..meta()
+        };
+        let quiet = br#"{"id":1,"result":"hay"}"#;
+        assert_eq!(
+            p.inspect(to_client, quiet).observed,
+            None,
+            "nothing observed yet"
+        );
+        // "timezone" stands twice in the list; the needle wakes its inspector at once, and the
+        // scan still reads on to the end for what is observed.
+        p.observe_literals(
+            ["id_rsa", "timezone", "git log", "timezone"]
+                .map(String::from)
+                .to_vec(),
+        );
+        for (raw, expected) in [
+            (&quiet[..], vec![]),
+            (
+                br#"{"id":1,"result":"needle, then ~/.ssh/ID_RSA and Git Log"}"#,
+                vec![0, 2],
+            ),
+            (br#"{"id":1,"result":"TimeZone? timezone."}"#, vec![1, 3]),
+        ] {
+            let i = p.inspect(to_client, raw);
+            assert_eq!(
+                i.observed,
+                Some(expected),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+        // Without an inspector that has literals there is no shared scan, and nothing claimed.
+        let mut p = Pipeline::new(Policy::default(), vec![Box::new(Uppercases)]);
+        p.observe_literals(vec!["id_rsa".into()]);
+        let raw = br#"{"id":1,"method":"m","params":{"t":"id_rsa"}}"#;
+        assert_eq!(p.inspect(meta(), raw).observed, None);
     }
 
     #[test]

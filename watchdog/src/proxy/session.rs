@@ -124,6 +124,21 @@ pub struct Session {
     directory: Directory,
     next_internal: u64,
     drain_waiters: Vec<oneshot::Sender<()>>,
+    /// The observed literals the pipeline found in the last message it passed unchanged, with
+    /// where those bytes are: handed to the analyzers if that message is the one observed next.
+    last_scan: Option<LastScan>,
+}
+
+struct LastScan {
+    at: *const u8,
+    len: usize,
+    literals: Arc<[u32]>,
+}
+
+impl LastScan {
+    fn of(&self, raw: &[u8]) -> bool {
+        std::ptr::eq(self.at, raw.as_ptr()) && self.len == raw.len()
+    }
 }
 
 pub struct SessionParts {
@@ -156,6 +171,7 @@ impl Session {
             directory: Directory::default(),
             next_internal: 0,
             drain_waiters: Vec::new(),
+            last_scan: None,
         }
     }
 
@@ -175,7 +191,7 @@ impl Session {
     }
 
     fn observe(
-        &self,
+        &mut self,
         upstream: usize,
         direction: Direction,
         kind: Kind,
@@ -186,6 +202,11 @@ impl Session {
         if self.analyzers.is_empty() {
             return;
         }
+        let literals = self
+            .last_scan
+            .take()
+            .filter(|s| s.of(raw))
+            .map(|s| s.literals);
         self.analyzers.observe(Observation {
             at: Instant::now(),
             server: self.upstreams[upstream].name.clone(),
@@ -194,13 +215,14 @@ impl Session {
             method: method.map(Arc::from),
             raw: raw.clone(),
             blocked,
+            literals,
         });
     }
 
     /// Runs the inline inspectors over a message on its way to or from `upstream` and raises
     /// their alerts.
     fn run_inspectors(
-        &self,
+        &mut self,
         upstream: usize,
         direction: Direction,
         kind: Kind,
@@ -218,6 +240,14 @@ impl Session {
         };
         let inspection = self.pipeline.inspect(meta, raw);
         self.raise(inspection.alerts);
+        self.last_scan = match (&inspection.outcome, inspection.observed) {
+            (Outcome::Pass, Some(found)) => Some(LastScan {
+                at: raw.as_ptr(),
+                len: raw.len(),
+                literals: found.into(),
+            }),
+            _ => None,
+        };
         match inspection.outcome {
             Outcome::Pass => Verdict::Unchanged,
             Outcome::Rewrite(bytes) => match Message::parse_object(bytes) {

@@ -316,6 +316,7 @@ fn tools_list(descriptions: &[(&str, &str)]) -> Observation {
             serde_json::to_vec(&json!({"jsonrpc":"2.0","id":1,"result":{"tools":tools}})).unwrap(),
         ),
         blocked: false,
+        literals: None,
     }
 }
 
