@@ -709,6 +709,14 @@ impl Actor for Drift {
     }
 }
 
+impl Handler<super::Observations> for Drift {
+    type Result = ();
+
+    fn handle(&mut self, batch: super::Observations, ctx: &mut Context<Self>) {
+        super::each_observation(self, batch, ctx);
+    }
+}
+
 impl Handler<Observation> for Drift {
     type Result = ();
 

@@ -1,8 +1,10 @@
 //! Analyzer actors: stateful correlation fed with observations over mailboxes.
 //!
 //! The session sends every message it forwarded (or stopped) as an [`Observation`]; analyzers
-//! correlate across messages and servers and raise alerts. Mailboxes are bounded: an analyzer that
-//! falls behind loses observations (counted), never slows the traffic.
+//! correlate across messages and servers and raise alerts. Observations travel in batches, a few
+//! milliseconds apart: an analyzer on another thread is woken once per batch, not once per
+//! message (a cross-thread wake costs more than most messages' analysis). Mailboxes are bounded:
+//! an analyzer that falls behind loses observations (counted), never slows the traffic.
 
 pub mod drift;
 pub mod flow;
@@ -13,9 +15,11 @@ use crate::alert::Direction;
 use crate::jsonrpc::Kind;
 use actix::prelude::*;
 use bytes::Bytes;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// One message as the session handled it.
 #[derive(Debug, Clone, Message)]
@@ -36,34 +40,104 @@ pub struct Observation {
     pub literals: Option<Arc<[u32]>>,
 }
 
+/// Observations in the order the session handled them.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Observations(pub Vec<Observation>);
+
+/// How long an observation may wait for others to share its batch. Analyzers only alert, and
+/// every observation carries its own time.
+const BATCH_DELAY: Duration = Duration::from_millis(2);
+/// A batch this large leaves at once.
+const BATCH_MAX: usize = 256;
+
 /// The analyzers registered for a session.
 #[derive(Clone, Default)]
 pub struct Analyzers {
-    recipients: Vec<Recipient<Observation>>,
+    inner: Rc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    recipients: RefCell<Vec<Recipient<Observations>>>,
     dropped: Arc<AtomicU64>,
+    batch: RefCell<Vec<Observation>>,
+    flush_scheduled: Cell<bool>,
 }
 
 impl Analyzers {
-    pub fn add(&mut self, recipient: Recipient<Observation>) {
-        self.recipients.push(recipient);
+    pub fn add(&mut self, recipient: Recipient<Observations>) {
+        self.inner.recipients.borrow_mut().push(recipient);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.recipients.is_empty()
+        self.inner.recipients.borrow().is_empty()
     }
 
-    /// Hands the observation to every analyzer whose mailbox has room.
+    /// Queues the observation for every analyzer; the batch leaves within [`BATCH_DELAY`], or
+    /// at once when full. Runs on the session's thread (a local task sends the batch).
     pub fn observe(&self, observation: Observation) {
-        for r in &self.recipients {
-            if r.try_send(observation.clone()).is_err() {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let full = {
+            let mut batch = self.inner.batch.borrow_mut();
+            batch.push(observation);
+            batch.len() >= BATCH_MAX
+        };
+        if full {
+            self.inner.flush();
+        } else if !self.inner.flush_scheduled.replace(true) {
+            let inner = Rc::downgrade(&self.inner);
+            actix::spawn(async move {
+                tokio::time::sleep(BATCH_DELAY).await;
+                if let Some(inner) = inner.upgrade() {
+                    inner.flush();
+                }
+            });
         }
     }
 
     /// Observations lost because an analyzer's mailbox was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    fn flush(&self) {
+        self.flush_scheduled.set(false);
+        let batch = std::mem::take(&mut *self.batch.borrow_mut());
+        if batch.is_empty() {
+            return;
+        }
+        let recipients = self.recipients.borrow();
+        let n = batch.len() as u64;
+        let mut batch = Some(batch);
+        for (i, r) in recipients.iter().enumerate() {
+            let items = if i + 1 == recipients.len() {
+                batch.take().expect("the last recipient takes the batch")
+            } else {
+                batch.clone().expect("earlier recipients copy the batch")
+            };
+            if r.try_send(Observations(items)).is_err() {
+                self.dropped.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Whatever is still queued when the session goes leaves with it.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Handles a batch observation by observation, for an actor that handles one.
+pub fn each_observation<A>(actor: &mut A, batch: Observations, ctx: &mut A::Context)
+where
+    A: Actor + Handler<Observation>,
+{
+    for o in batch.0 {
+        <A as Handler<Observation>>::handle(actor, o, ctx);
     }
 }
 
@@ -78,10 +152,10 @@ mod tests {
             ctx.set_mailbox_capacity(4);
         }
     }
-    impl Handler<Observation> for Counter {
+    impl Handler<Observations> for Counter {
         type Result = ();
-        fn handle(&mut self, _: Observation, _: &mut Context<Self>) {
-            self.0.fetch_add(1, Ordering::Relaxed);
+        fn handle(&mut self, batch: Observations, _: &mut Context<Self>) {
+            self.0.fetch_add(batch.0.len() as u64, Ordering::Relaxed);
         }
     }
 
@@ -98,19 +172,50 @@ mod tests {
         }
     }
 
-    #[actix_rt::test]
-    async fn observations_reach_analyzers_and_overflow_is_counted_not_queued() {
+    fn counted() -> (Analyzers, Arc<AtomicU64>) {
         let seen = Arc::new(AtomicU64::new(0));
         let addr = Counter(seen.clone()).start();
         let mut analyzers = Analyzers::default();
         analyzers.add(addr.recipient());
+        (analyzers, seen)
+    }
+
+    #[actix_rt::test]
+    async fn a_partial_batch_arrives_after_the_delay() {
+        let (analyzers, seen) = counted();
         tokio::task::yield_now().await;
         for _ in 0..50 {
             analyzers.observe(observation());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(seen.load(Ordering::Relaxed), 0, "not sent one by one");
+        tokio::time::sleep(BATCH_DELAY * 20).await;
+        assert_eq!(seen.load(Ordering::Relaxed), 50);
+        assert_eq!(analyzers.dropped(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn overflow_is_counted_not_queued() {
+        let (analyzers, seen) = counted();
+        tokio::task::yield_now().await;
+        // Full batches leave at once; the mailbox (4 batches) overflows before the actor runs.
+        let total = BATCH_MAX * 10;
+        for _ in 0..total {
+            analyzers.observe(observation());
+        }
+        tokio::time::sleep(BATCH_DELAY * 20).await;
         let delivered = seen.load(Ordering::Relaxed);
-        assert!(delivered >= 4, "delivered {delivered}");
-        assert_eq!(delivered + analyzers.dropped(), 50);
+        assert!(delivered >= 4 * BATCH_MAX as u64, "delivered {delivered}");
+        assert!(analyzers.dropped() > 0);
+        assert_eq!(delivered + analyzers.dropped(), total as u64);
+    }
+
+    #[actix_rt::test]
+    async fn what_is_queued_leaves_when_the_session_goes() {
+        let (analyzers, seen) = counted();
+        tokio::task::yield_now().await;
+        analyzers.observe(observation());
+        drop(analyzers);
+        tokio::time::sleep(BATCH_DELAY * 20).await;
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
     }
 }

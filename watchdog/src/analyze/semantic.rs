@@ -568,6 +568,14 @@ impl Actor for Semantic {
     }
 }
 
+impl Handler<super::Observations> for Semantic {
+    type Result = ();
+
+    fn handle(&mut self, batch: super::Observations, ctx: &mut Context<Self>) {
+        super::each_observation(self, batch, ctx);
+    }
+}
+
 impl Handler<Observation> for Semantic {
     type Result = ();
 
