@@ -1,5 +1,6 @@
 //! Confinement of every stdio server from its first instruction: a Landlock ruleset limiting
-//! where it may write (and optionally read), and a seccomp filter refusing io_uring. Unprivileged;
+//! where it may write (and optionally read), and a seccomp filter for the system calls the kernel
+//! monitor cannot see (io_uring, other ABIs: sandbox/seccomp.rs). Unprivileged;
 //! on by default where the kernel supports it (`sandbox = false` globally or per server, or
 //! `--no-sandbox`, turns it off).
 //!
@@ -11,7 +12,8 @@
 //! What is enforced: creating, writing, truncating, removing, renaming and linking files, making
 //! directories, sockets, FIFOs, device nodes and symlinks, and device ioctls, outside the write
 //! scope (sandbox/scope.rs) are refused with EACCES, for the server and every process it starts;
-//! io_uring is refused with EPERM. `no_new_privs` is set, so set-uid programs run by a server do not
+//! io_uring is refused with EPERM, and a system call through another ABI (`int 0x80`) kills the
+//! process. `no_new_privs` is set, so set-uid programs run by a server do not
 //! gain privileges.
 //!
 //! What is not (documented gaps):
@@ -34,7 +36,7 @@ pub mod sensitive;
 
 use self::landlock::{Ruleset, READ_RIGHTS, WRITE_RIGHTS};
 use self::scope::{Scope, RUNTIME_WRITE_DIRS, RUNTIME_WRITE_FILES};
-use self::seccomp::IoUringFilter;
+use self::seccomp::UnseenSyscallFilter;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -67,7 +69,7 @@ pub enum LandlockState {
 #[derive(Debug)]
 pub struct Confinement {
     ruleset: Option<Ruleset>,
-    seccomp: Option<IoUringFilter>,
+    seccomp: Option<UnseenSyscallFilter>,
     tmpdir: Option<tempfile::TempDir>,
     pub landlock: LandlockState,
     /// Scope roots that do not exist (a rule needs an inode): writes there are refused.
@@ -93,7 +95,7 @@ impl Confinement {
             return Ok(Confinement::none());
         }
         let mut confinement = Confinement::none();
-        confinement.seccomp = IoUringFilter::available().then(IoUringFilter::default);
+        confinement.seccomp = UnseenSyscallFilter::available().then(UnseenSyscallFilter::default);
         let Some(abi) = landlock::abi_version() else {
             confinement.landlock = LandlockState::Unavailable;
             return Ok(confinement);
@@ -174,7 +176,7 @@ impl Confinement {
 #[derive(Clone, Copy, Debug)]
 pub struct ChildStep {
     ruleset_fd: Option<RawFd>,
-    seccomp: Option<IoUringFilter>,
+    seccomp: Option<UnseenSyscallFilter>,
 }
 
 impl ChildStep {

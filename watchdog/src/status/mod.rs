@@ -343,7 +343,7 @@ fn render(s: &Status) -> String {
     let _ = writeln!(out, "  Landlock: {}", s.sandbox.landlock);
     let _ = writeln!(
         out,
-        "  every server is confined at spawn: Landlock write scope (where available) and a seccomp filter refusing io_uring; `sandbox = false` turns it off per server"
+        "  every server is confined at spawn: Landlock write scope (where available) and a seccomp filter refusing io_uring and 32-bit system calls; `sandbox = false` turns it off per server"
     );
     let _ = writeln!(out, "  kernel monitor: {}", s.sandbox.kernel_monitor);
     let p = &s.pins;

@@ -307,7 +307,7 @@ impl Upstream {
                     .chain(confinement.tmpdir().map(|p| p.display().to_string()))
                     .collect();
                 tracing::info!(
-                    "server `{}`: sandboxed (Landlock ABI {abi}, io_uring refused); writes beneath: {}",
+                    "server `{}`: sandboxed (Landlock ABI {abi}, io_uring and 32-bit system calls refused); writes beneath: {}",
                     self.name,
                     roots.join(", ")
                 );
