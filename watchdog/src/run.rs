@@ -205,6 +205,7 @@ fn alert_sink(settings: &Settings) -> AlertSink {
     }
 }
 
+/// Whether the policy leaves DRIFT on (it alerts only; `off` removes it and its literals).
 fn drift_enabled(settings: &Settings) -> bool {
     settings.policy.action(crate::analyze::drift::DRIFT) != crate::policy::Action::Off
 }
@@ -218,8 +219,8 @@ fn analyzers(
     use crate::analyze::drift::Drift;
     let mut analyzers = Analyzers::default();
     if drift_enabled(settings) {
-        // On its own thread: its marker scan of every tool result would otherwise share the
-        // relay's thread (a quarter of the proxy's CPU on 64 KiB results).
+        // On its own thread: its parsing of requests and its baselines stay off the relay's
+        // thread (its markers come from the pipeline's scan, its observations in batches).
         let drift = Drift::new(&settings.drift, alerts.clone());
         let thread = Arbiter::new();
         analyzers.add(Drift::start_in_arbiter(&thread.handle(), move |_| drift).recipient());
