@@ -78,6 +78,10 @@ fn main() {
             std::hint::black_box(d.raw_check(&raw));
         });
     }
+    // Once per message for every detector that wakes on a disguised word.
+    time("disguise check", &mut || {
+        std::hint::black_box(watchdog::inspect::smac5::disguised(&raw));
+    });
     let ti = watchdog::inspect::text::TextInspector::new(text_detectors());
     time("text inspector prefilter", &mut || {
         std::hint::black_box(ti.prefilter(&meta, &raw));

@@ -7,7 +7,6 @@
 //! asks the *model* to fetch a secret into the conversation or the next call, or to drop a
 //! safeguard. So a finding needs both: an error, and such an ask.
 
-use super::smac5::disguised;
 use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::{Direction, Severity};
@@ -101,8 +100,8 @@ impl TextDetector for FalseErrors {
         TRIGGERS
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        disguised(raw)
+    fn wakes_on_disguise(&self) -> bool {
+        true
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

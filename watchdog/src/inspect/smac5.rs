@@ -228,7 +228,7 @@ pub fn disguised(raw: &[u8]) -> bool {
         // A block with non-ASCII in it: each of its bytes is looked at once.
         let end = (i + 32).min(raw.len());
         while i < end {
-            if raw[i] >= 0xC2 && disguise_at(i) {
+            if DISGUISE_LEADS[raw[i] as usize] && disguise_at(i) {
                 return true;
             }
             i += 1;
@@ -236,6 +236,23 @@ pub fn disguised(raw: &[u8]) -> bool {
     }
     escaped_disguise(raw)
 }
+
+/// The first bytes of the UTF-8 sequences [`disguised`] looks at (most non-ASCII text, accents
+/// and CJK, starts with none of them).
+const DISGUISE_LEADS: [bool; 256] = {
+    let mut leads = [false; 256];
+    let mut b = 0xCD;
+    while b <= 0xD3 {
+        leads[b] = true;
+        b += 1;
+    }
+    leads[0xC2] = true;
+    leads[0xE2] = true;
+    leads[0xEF] = true;
+    leads[0xF0] = true;
+    leads[0xF3] = true;
+    leads
+};
 
 fn escaped_disguise(raw: &[u8]) -> bool {
     memchr::memmem::find(raw, b"\\u").is_some() && {
@@ -360,8 +377,8 @@ impl TextDetector for InstructionBlocks {
         TRIGGERS
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        disguised(raw)
+    fn wakes_on_disguise(&self) -> bool {
+        true
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {
@@ -456,8 +473,8 @@ impl TextDetector for CredentialSeeking {
         TRIGGERS
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        disguised(raw)
+    fn wakes_on_disguise(&self) -> bool {
+        true
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

@@ -81,11 +81,16 @@ impl TextInspector {
     }
 
     fn worth_a_look(&self, set: &DirectionSet, bytes: &[u8]) -> bool {
-        set.triggers.is_match(bytes)
-            || set
-                .members
-                .iter()
-                .any(|&i| self.detectors[i].raw_check(bytes))
+        set.triggers.is_match(bytes) || self.raw_checks_wake_any(set, bytes)
+    }
+
+    /// Whether some member's raw check (or, for those that ask, the disguise check, run at most
+    /// once) finds something in `bytes`.
+    fn raw_checks_wake_any(&self, set: &DirectionSet, bytes: &[u8]) -> bool {
+        let checks = RawChecks::new(bytes);
+        set.members
+            .iter()
+            .any(|&i| checks.wake(&*self.detectors[i]))
     }
 
     /// The detectors whose own triggers (or raw check) occur in `bytes`: a common word that wakes
@@ -102,8 +107,9 @@ impl TextInspector {
                 return woken;
             }
         }
+        let checks = RawChecks::new(bytes);
         for &i in &set.members {
-            if !woken.contains(&i) && self.detectors[i].raw_check(bytes) {
+            if !woken.contains(&i) && checks.wake(&*self.detectors[i]) {
                 woken.push(i);
             }
         }
@@ -290,10 +296,7 @@ impl Inspector for TextInspector {
     }
 
     fn prefilter_beyond_literals(&self, meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
-        let set = self.set(meta.direction);
-        set.members
-            .iter()
-            .any(|&i| self.detectors[i].raw_check(raw))
+        self.raw_checks_wake_any(self.set(meta.direction), raw)
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
@@ -414,5 +417,29 @@ impl Inspector for TextInspector {
                 map.shift_remove(&key);
             }
         }
+    }
+}
+
+/// The detectors' raw checks over one text, with the disguise check (several detectors ask it,
+/// and on non-ASCII text it reads every byte) run at most once.
+struct RawChecks<'a> {
+    bytes: &'a [u8],
+    disguised: std::cell::OnceCell<bool>,
+}
+
+impl<'a> RawChecks<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        RawChecks {
+            bytes,
+            disguised: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn wake(&self, detector: &dyn TextDetector) -> bool {
+        detector.raw_check(self.bytes)
+            || detector.wakes_on_disguise()
+                && *self
+                    .disguised
+                    .get_or_init(|| crate::inspect::smac5::disguised(self.bytes))
     }
 }

@@ -73,6 +73,14 @@ pub trait TextDetector: Send + Sync {
         false
     }
 
+    /// Whether a disguised word in the raw message (homoglyphs next to Latin letters, fullwidth
+    /// or tag characters: [`crate::inspect::smac5::disguised`]) wakes this detector, its triggers
+    /// being spelled so as to slip past the literals. The inspector checks that once per message
+    /// for every detector that asks.
+    fn wakes_on_disguise(&self) -> bool {
+        false
+    }
+
     /// Whether strings at this site concern this detector (direction, method, role, key).
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool;
 
