@@ -78,10 +78,12 @@ fn main() {
             std::hint::black_box(d.raw_check(&raw));
         });
     }
-    // Once per message for every detector that wakes on a disguised word.
-    time("disguise check", &mut || {
-        std::hint::black_box(watchdog::inspect::smac5::disguised(&raw));
-    });
+    // Once per message for every detector that shares it.
+    for check in watchdog::inspect::text::SharedCheck::ALL {
+        time(&format!("shared check {check:?}"), &mut || {
+            std::hint::black_box(check.run(&raw));
+        });
+    }
     let ti = watchdog::inspect::text::TextInspector::new(text_detectors());
     time("text inspector prefilter", &mut || {
         std::hint::black_box(ti.prefilter(&meta, &raw));

@@ -7,6 +7,7 @@
 //! that needs the sibling arguments, so it is a small inspector of its own.
 
 use super::argument::{self, words};
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Site, TextDetector, TextView};
 use super::{Findings, Inspector, Subject, SubjectMeta};
 use crate::alert::{ActionTaken, Alert, Direction, Severity};
@@ -94,8 +95,8 @@ impl TextDetector for HeaderInjection {
         &["bcc", "cc:", "%0a", "%0d"]
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        argument::raw_check(raw)
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::RequestArguments)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

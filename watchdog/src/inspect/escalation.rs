@@ -7,6 +7,7 @@
 //! asks the *model* to fetch a secret into the conversation or the next call, or to drop a
 //! safeguard. So a finding needs both: an error, and such an ask.
 
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::{Direction, Severity};
@@ -100,8 +101,8 @@ impl TextDetector for FalseErrors {
         TRIGGERS
     }
 
-    fn wakes_on_disguise(&self) -> bool {
-        true
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::Disguise)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

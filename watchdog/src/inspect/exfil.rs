@@ -6,6 +6,7 @@
 //! counts only when it decodes to text or to a secret.
 
 use super::argument::{self, ArgKind, Argument};
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::Severity;
@@ -418,8 +419,8 @@ impl TextDetector for Exfil {
         ]
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        argument::raw_check(raw)
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::RequestArguments)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

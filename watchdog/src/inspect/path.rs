@@ -5,6 +5,7 @@
 //! (`v1..v2`) and a pattern that names `.env` in order to exclude it are not findings.
 
 use super::argument::{self, ArgKind, Argument};
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::Severity;
@@ -367,8 +368,8 @@ impl TextDetector for PathTraversal {
         ]
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        argument::raw_check(raw)
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::RequestArguments)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

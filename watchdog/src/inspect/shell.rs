@@ -7,6 +7,7 @@
 //! worth a low note.
 
 use super::argument::{self, ArgKind, Argument};
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::Severity;
@@ -627,8 +628,8 @@ impl TextDetector for Shell {
         ]
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        argument::raw_check(raw)
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::RequestArguments)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

@@ -18,6 +18,7 @@ mod tags;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::{Direction, Severity};
@@ -377,8 +378,8 @@ impl TextDetector for InstructionBlocks {
         TRIGGERS
     }
 
-    fn wakes_on_disguise(&self) -> bool {
-        true
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::Disguise)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {
@@ -473,8 +474,8 @@ impl TextDetector for CredentialSeeking {
         TRIGGERS
     }
 
-    fn wakes_on_disguise(&self) -> bool {
-        true
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::Disguise)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

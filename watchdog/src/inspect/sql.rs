@@ -6,6 +6,7 @@
 //! quoted in prose (an issue body, a file being written).
 
 use super::argument::{self, ArgKind, Argument};
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::Severity;
@@ -157,8 +158,8 @@ impl TextDetector for SqlInject {
         ]
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        argument::raw_check(raw)
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::RequestArguments)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

@@ -9,6 +9,7 @@
 //! judgement: which addresses and names are internal.
 
 use super::argument::{self, ArgKind, Argument};
+use super::text::SharedCheck;
 use super::text::{Hit, Replacement, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::Severity;
@@ -404,8 +405,8 @@ impl TextDetector for Ssrf {
         ]
     }
 
-    fn raw_check(&self, raw: &[u8]) -> bool {
-        argument::raw_check(raw)
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        Some(SharedCheck::RequestArguments)
     }
 
     fn applies(&self, meta: &SubjectMeta<'_>, site: &Site) -> bool {

@@ -1,7 +1,10 @@
 //! The one inspector that runs every text detector over every text site of a message.
 
 use super::sites::visit_texts;
-use super::{apply_edits, Edit, Hit, Normalized, Replacement, Role, Site, TextDetector, TextView};
+use super::{
+    apply_edits, Edit, Hit, Normalized, Replacement, Role, SharedCheck, Site, TextDetector,
+    TextView,
+};
 use crate::alert::{ActionTaken, Alert, Direction, Severity};
 use crate::inspect::{Findings, Inspector, Subject, SubjectMeta};
 use crate::jsonrpc::Kind;
@@ -420,26 +423,25 @@ impl Inspector for TextInspector {
     }
 }
 
-/// The detectors' raw checks over one text, with the disguise check (several detectors ask it,
-/// and on non-ASCII text it reads every byte) run at most once.
+/// The detectors' raw checks over one text, each shared check (several detectors ask it, and it
+/// reads the whole text) run at most once.
 struct RawChecks<'a> {
     bytes: &'a [u8],
-    disguised: std::cell::OnceCell<bool>,
+    shared: [std::cell::OnceCell<bool>; SharedCheck::ALL.len()],
 }
 
 impl<'a> RawChecks<'a> {
     fn new(bytes: &'a [u8]) -> Self {
         RawChecks {
             bytes,
-            disguised: std::cell::OnceCell::new(),
+            shared: Default::default(),
         }
     }
 
     fn wake(&self, detector: &dyn TextDetector) -> bool {
         detector.raw_check(self.bytes)
-            || detector.wakes_on_disguise()
-                && *self
-                    .disguised
-                    .get_or_init(|| crate::inspect::smac5::disguised(self.bytes))
+            || detector.shared_raw_check().is_some_and(|check| {
+                *self.shared[check as usize].get_or_init(|| check.run(self.bytes))
+            })
     }
 }

@@ -53,6 +53,28 @@ pub struct Hit {
     pub detail: String,
 }
 
+/// Raw checks several detectors share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedCheck {
+    /// A disguised word (homoglyphs next to Latin letters, fullwidth or tag characters:
+    /// [`crate::inspect::smac5::disguised`]): triggers spelled so as to slip past the literals.
+    Disguise,
+    /// A request that carries arguments, or a short value ([`crate::inspect::argument::raw_check`]):
+    /// what the request-side families read even without a trigger literal.
+    RequestArguments,
+}
+
+impl SharedCheck {
+    pub const ALL: [SharedCheck; 2] = [SharedCheck::Disguise, SharedCheck::RequestArguments];
+
+    pub fn run(self, raw: &[u8]) -> bool {
+        match self {
+            SharedCheck::Disguise => crate::inspect::smac5::disguised(raw),
+            SharedCheck::RequestArguments => crate::inspect::argument::raw_check(raw),
+        }
+    }
+}
+
 pub trait TextDetector: Send + Sync {
     fn name(&self) -> &'static str;
 
@@ -73,12 +95,10 @@ pub trait TextDetector: Send + Sync {
         false
     }
 
-    /// Whether a disguised word in the raw message (homoglyphs next to Latin letters, fullwidth
-    /// or tag characters: [`crate::inspect::smac5::disguised`]) wakes this detector, its triggers
-    /// being spelled so as to slip past the literals. The inspector checks that once per message
-    /// for every detector that asks.
-    fn wakes_on_disguise(&self) -> bool {
-        false
+    /// A raw check this detector shares with others (besides its own [`TextDetector::raw_check`]):
+    /// the inspector runs each shared check at most once per text, for every detector that asks.
+    fn shared_raw_check(&self) -> Option<SharedCheck> {
+        None
     }
 
     /// Whether strings at this site concern this detector (direction, method, role, key).
