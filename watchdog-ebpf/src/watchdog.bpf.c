@@ -59,6 +59,16 @@ struct {
 	__type(value, struct wd_scope);
 } SCOPES SEC(".maps");
 
+/* spawner tgid -> the scope each of its children starts with, before its own is declared: in
+ * strict mode the sensitive set, killed on touch from the child's first instruction. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__uint(map_flags, 1 /* BPF_F_NO_PREALLOC */);
+	__type(key, __u32);
+	__type(value, struct wd_scope);
+} FIRST_SCOPES SEC(".maps");
+
 /* pid_tgid -> record waiting for its syscall's return value. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -130,6 +140,9 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		return 0; /* a thread */
 	if (bpf_map_lookup_elem(&SPAWNERS, &ptgid)) {
 		bpf_map_update_elem(&WATCHED, &ctgid, &ctgid, BPF_ANY);
+		struct wd_scope *first = bpf_map_lookup_elem(&FIRST_SCOPES, &ptgid);
+		if (first)
+			bpf_map_update_elem(&SCOPES, &ctgid, first, BPF_ANY);
 		return 0;
 	}
 	__u32 *root = bpf_map_lookup_elem(&WATCHED, &ptgid);
@@ -146,8 +159,14 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (task->pid != task->tgid)
 		return 0; /* only the group leader ends the process */
 	__u32 tgid = task->tgid;
+	/* A root's scope goes with it (userspace forgets it too once the root is reaped): a first
+	 * scope given at fork to a child nobody declared must not hold a SCOPES slot forever. */
+	__u32 *root = bpf_map_lookup_elem(&WATCHED, &tgid);
+	if (root && *root == tgid)
+		bpf_map_delete_elem(&SCOPES, &tgid);
 	bpf_map_delete_elem(&WATCHED, &tgid);
 	bpf_map_delete_elem(&SPAWNERS, &tgid);
+	bpf_map_delete_elem(&FIRST_SCOPES, &tgid);
 	return 0;
 }
 

@@ -76,6 +76,10 @@ pub struct EbpfBackend {
     spawners: BpfHashMap<MapData, u32, u32>,
     watched: BpfHashMap<MapData, u32, u32>,
     scopes: BpfHashMap<MapData, u32, ScopeValue>,
+    /// Per spawner, the scope its children have from their fork until `watch` declares theirs.
+    first_scopes: BpfHashMap<MapData, u32, ScopeValue>,
+    /// What strict mode puts there (the sensitive set, killed on touch), once enabled.
+    strict_first_scope: Option<ScopeValue>,
     stats: PerCpuArray<MapData, u64>,
     declared: HashMap<u32, WatchScope>,
     strict_kill: bool,
@@ -132,6 +136,7 @@ impl EbpfBackend {
         let spawners = take_map(&mut ebpf, "SPAWNERS")?;
         let watched = take_map(&mut ebpf, "WATCHED")?;
         let scopes = take_map(&mut ebpf, "SCOPES")?;
+        let first_scopes = take_map(&mut ebpf, "FIRST_SCOPES")?;
         let stats = take_map(&mut ebpf, "STATS")?;
         let ring: RingBuf<MapData> = take_map(&mut ebpf, "EVENTS")?;
 
@@ -148,6 +153,8 @@ impl EbpfBackend {
             spawners,
             watched,
             scopes,
+            first_scopes,
+            strict_first_scope: None,
             stats,
             declared: HashMap::new(),
             strict_kill: false,
@@ -173,9 +180,37 @@ impl EbpfBackend {
         Ok(())
     }
 
+    /// Strict from the fork on: every child a spawner starts has the sensitive set in its scope,
+    /// killed on touch, until `watch` declares the child's own scope (no window in which a
+    /// server's first instructions run unwatched). Also turns [`Self::set_strict_kill`] on.
+    pub fn set_strict_from_fork(&mut self, sensitive: &[PathBuf]) -> io::Result<()> {
+        let mut first = encode_scope(&WatchScope {
+            write: Vec::new(),
+            sensitive: sensitive.to_vec(),
+            strict: true,
+        });
+        first.flags |= kernel::SCOPE_KILL;
+        self.strict_first_scope = Some(ScopeValue(first));
+        for spawner in self.spawner_pids.clone() {
+            self.arm_first_scope(spawner)?;
+        }
+        self.set_strict_kill(true)
+    }
+
+    fn arm_first_scope(&mut self, spawner: u32) -> io::Result<()> {
+        match self.strict_first_scope {
+            Some(first) => self
+                .first_scopes
+                .insert(spawner, first, 0)
+                .map_err(io::Error::other),
+            None => Ok(()),
+        }
+    }
+
     /// Stops following new children of `spawner` (trees already followed stay).
     pub fn remove_spawner(&mut self, spawner: u32) {
         let _ = self.spawners.remove(&spawner);
+        let _ = self.first_scopes.remove(&spawner);
         self.spawner_pids.retain(|p| *p != spawner);
         if let Some(s) = &self.strict_opens {
             s.remove_spawner(spawner);
@@ -231,6 +266,7 @@ impl Backend for EbpfBackend {
     }
 
     fn add_spawner(&mut self, spawner: u32) -> io::Result<()> {
+        self.arm_first_scope(spawner)?;
         self.spawners
             .insert(spawner, 1, 0)
             .map_err(io::Error::other)?;
@@ -264,7 +300,8 @@ impl Backend for EbpfBackend {
     }
 
     fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {
-        self.strict_kill = true;
+        self.set_strict_from_fork(sensitive)
+            .map_err(|e| format!("cannot arm the kernel's kill from fork: {e}"))?;
         Backend::enable_denial(self)?;
         let opens = self
             .strict_opens

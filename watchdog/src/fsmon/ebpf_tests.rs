@@ -289,6 +289,53 @@ async fn ebpf_strict_kill_stops_the_writer_of_a_sensitive_path() {
     assert!(backend.counters().killed >= 1);
 }
 
+/// Strict mode arms the kill at the fork: a child that touches the sensitive set before its
+/// scope is declared (here: never declared) is killed all the same, and only that child.
+#[tokio::test]
+async fn ebpf_strict_from_fork_kills_before_the_tree_is_declared() {
+    let Some((mut backend, mut rx)) =
+        start("ebpf_strict_from_fork_kills_before_the_tree_is_declared")
+    else {
+        return;
+    };
+    let (_guard, base) = temp_dir();
+    let home = base.join("home");
+    let ssh = home.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    backend.add_spawner(std::process::id()).unwrap();
+    backend
+        .set_strict_from_fork(std::slice::from_ref(&ssh))
+        .unwrap();
+    let run = |script: &str| {
+        let cmd = shell(script, &[("H", &home)]);
+        let mut child = spawn_server(&cmd, &Confinement::none()).unwrap();
+        let root = child.id().unwrap();
+        async move {
+            let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+                .await
+                .expect("tree finished")
+                .unwrap();
+            (root, status)
+        }
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let (root, status) =
+        run(r#"echo k > "$H/.ssh/authorized_keys"; echo after > "$H/after""#).await;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    assert!(!home.join("after").exists());
+    let events = collect(&mut rx, root).await;
+    let e = find(&events, FsOp::OpenWrite, &ssh.join("authorized_keys"));
+    assert_eq!((e.pid, e.outcome), (root, Outcome::Killed));
+    // A child that stays out of the sensitive set runs to the end, its writes reported.
+    let (root, status) = run(r#"echo fine > "$H/notes""#).await;
+    assert!(status.success(), "{status}");
+    let events = collect(&mut rx, root).await;
+    assert_eq!(
+        find(&events, FsOp::OpenWrite, &home.join("notes")).outcome,
+        Outcome::Allowed
+    );
+}
+
 #[test]
 fn ebpf_scope_encoding_marks_prefixes_and_overflow() {
     let scope = WatchScope {
