@@ -289,7 +289,11 @@ impl DriftState {
 
     pub fn observe(&mut self, o: &Observation) -> Verdict {
         let mut v = Verdict::default();
-        let s = self.servers.entry(o.server.to_string()).or_default();
+        if !self.servers.contains_key(&*o.server) {
+            self.servers
+                .insert(o.server.to_string(), ServerDrift::default());
+        }
+        let s = self.servers.get_mut(&*o.server).expect("just made sure");
         let learning = !s.baseline.complete;
         let mut findings: Vec<(String, &'static str, Severity, String)> = Vec::new();
 
@@ -310,7 +314,6 @@ impl DriftState {
         }
 
         // Requests: rhythm, tools, argument names.
-        let mut json: Option<Value> = None;
         if o.direction == Direction::ClientToServer
             && o.kind == Kind::Request
             && o.method.as_deref() != Some(PING)
@@ -345,20 +348,14 @@ impl DriftState {
                 ));
             }
             if o.method.as_deref() == Some(TOOLS_CALL) {
-                json = parse(&o.raw);
-                let params = json.as_ref().and_then(|v| v.get("params"));
-                let tool = params
-                    .and_then(|p| p.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let keys: BTreeSet<String> = params
-                    .and_then(|p| p.get("arguments"))
-                    .and_then(Value::as_object)
-                    .map(|a| a.keys().cloned().collect())
-                    .unwrap_or_default();
+                let call = ToolCall::read(&o.raw);
+                let tool = call.name();
                 if learning {
-                    s.baseline.tools.entry(tool).or_default().extend(keys);
+                    s.baseline
+                        .tools
+                        .entry(tool)
+                        .or_default()
+                        .extend(call.argument_names());
                 } else if !s.baseline.tools.contains_key(&tool) && s.new_tool_names.insert(tool) {
                     s.new_tools.push_back(now);
                     while s
@@ -395,11 +392,9 @@ impl DriftState {
                 Some(found) if o.raw.len() <= SCAN_LIMIT => RawScan::from_found(found),
                 _ => scan_raw(&o.raw),
             };
-            let json = json.or_else(|| {
-                keys_may_matter(&o.raw, scanned.key_word)
-                    .then(|| parse(&o.raw))
-                    .flatten()
-            });
+            let json = keys_may_matter(&o.raw, scanned.key_word)
+                .then(|| parse(&o.raw))
+                .flatten();
             let found = markers(scanned.text_markers, json.as_ref());
             if learning {
                 s.baseline.markers.extend(found);
@@ -462,6 +457,50 @@ impl DriftState {
             );
         }
         v
+    }
+}
+
+/// What DRIFT reads of a tools/call request, without building the whole message as a `Value`
+/// (argument values are skipped, not kept).
+#[derive(Default, Deserialize)]
+struct ToolCall<'a> {
+    #[serde(borrow, default)]
+    params: Option<ToolCallParams<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+struct ToolCallParams<'a> {
+    #[serde(borrow, default)]
+    name: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow, default)]
+    arguments: Option<&'a serde_json::value::RawValue>,
+}
+
+impl<'a> ToolCall<'a> {
+    /// A request that is not an object with an object `params` reads as no tool and no argument.
+    fn read(raw: &'a [u8]) -> ToolCall<'a> {
+        serde_json::from_slice(raw).unwrap_or_default()
+    }
+
+    /// The tool's name; empty when it is missing or not a string.
+    fn name(&self) -> String {
+        self.params
+            .as_ref()
+            .and_then(|p| p.name)
+            .and_then(|n| serde_json::from_str::<String>(n.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// The argument names; none when `arguments` is missing or not an object.
+    fn argument_names(&self) -> BTreeSet<String> {
+        self.params
+            .as_ref()
+            .and_then(|p| p.arguments)
+            .and_then(|a| {
+                serde_json::from_str::<HashMap<String, serde::de::IgnoredAny>>(a.get()).ok()
+            })
+            .map(|a| a.into_keys().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -770,6 +809,27 @@ mod tests {
         let scanned = scan_raw(prose.as_bytes());
         assert!(!keys_may_matter(prose.as_bytes(), scanned.key_word));
         assert!(scanned.text_markers.is_empty());
+    }
+
+    #[test]
+    fn a_tool_call_is_read_for_its_name_and_argument_names_only() {
+        let call = |raw: &str| {
+            let c = ToolCall::read(raw.as_bytes());
+            (c.name(), c.argument_names().into_iter().collect::<Vec<_>>())
+        };
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            call(
+                r#"{"method":"tools/call","params":{"name":"git_log","arguments":{"repo_path":"/x","max\u0043ount":{"deep":[1,2]}}}}"#
+            ),
+            ("git_log".into(), names(&["maxCount", "repo_path"]))
+        );
+        assert_eq!(
+            call(r#"{"params":{"name":7,"arguments":[1]}}"#),
+            (String::new(), vec![])
+        );
+        assert_eq!(call(r#"{"params":"x"}"#), (String::new(), vec![]));
+        assert_eq!(call("not json"), (String::new(), vec![]));
     }
 
     #[test]
