@@ -62,6 +62,31 @@ fn find<'a>(events: &'a [FsEvent], op: FsOp, path: &Path) -> &'a FsEvent {
         .unwrap_or_else(|| panic!("no {op} {} in {events:#?}", path.display()))
 }
 
+/// A fresh home with an empty `.ssh`: (guard, home, home/.ssh).
+fn home_with_ssh() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (guard, base) = temp_dir();
+    let home = base.join("home");
+    let ssh = home.join(".ssh");
+    std::fs::create_dir_all(&ssh).unwrap();
+    (guard, home, ssh)
+}
+
+/// The tree `root` was SIGKILLed at its write of `.ssh/authorized_keys` (its next write, of
+/// `after`, never happened) and the event says so.
+async fn assert_killed_writing_keys(
+    rx: &mut mpsc::Receiver<FsEvent>,
+    root: u32,
+    status: std::process::ExitStatus,
+    home: &Path,
+) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    assert!(!home.join("after").exists());
+    let events = collect(rx, root).await;
+    let e = find(&events, FsOp::OpenWrite, &home.join(".ssh/authorized_keys"));
+    assert_eq!((e.pid, e.outcome), (root, Outcome::Killed));
+}
+
 /// Starts `cmd` as a spawned server, declares its scope, then lets it run (it waits for a line
 /// on stdin first, so that the scope is in place before its first write).
 async fn run_tree(
@@ -264,10 +289,7 @@ async fn ebpf_strict_kill_stops_the_writer_of_a_sensitive_path() {
     else {
         return;
     };
-    let (_guard, base) = temp_dir();
-    let home = base.join("home");
-    let ssh = home.join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
+    let (_guard, home, ssh) = home_with_ssh();
     backend.add_spawner(std::process::id()).unwrap();
     backend.set_strict_kill(true).unwrap();
     let cmd = shell(
@@ -280,12 +302,7 @@ async fn ebpf_strict_kill_stops_the_writer_of_a_sensitive_path() {
         strict: false,
     };
     let (root, status) = run_tree(&mut backend, &cmd, &Confinement::none(), &scope).await;
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
-    assert!(!home.join("after").exists());
-    let events = collect(&mut rx, root).await;
-    let e = find(&events, FsOp::OpenWrite, &ssh.join("authorized_keys"));
-    assert_eq!((e.pid, e.outcome), (root, Outcome::Killed));
+    assert_killed_writing_keys(&mut rx, root, status, &home).await;
     assert!(backend.counters().killed >= 1);
 }
 
@@ -298,10 +315,7 @@ async fn ebpf_strict_from_fork_kills_before_the_tree_is_declared() {
     else {
         return;
     };
-    let (_guard, base) = temp_dir();
-    let home = base.join("home");
-    let ssh = home.join(".ssh");
-    std::fs::create_dir_all(&ssh).unwrap();
+    let (_guard, home, ssh) = home_with_ssh();
     backend.add_spawner(std::process::id()).unwrap();
     backend
         .set_strict_from_fork(std::slice::from_ref(&ssh))
@@ -318,14 +332,9 @@ async fn ebpf_strict_from_fork_kills_before_the_tree_is_declared() {
             (root, status)
         }
     };
-    use std::os::unix::process::ExitStatusExt;
     let (root, status) =
         run(r#"echo k > "$H/.ssh/authorized_keys"; echo after > "$H/after""#).await;
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
-    assert!(!home.join("after").exists());
-    let events = collect(&mut rx, root).await;
-    let e = find(&events, FsOp::OpenWrite, &ssh.join("authorized_keys"));
-    assert_eq!((e.pid, e.outcome), (root, Outcome::Killed));
+    assert_killed_writing_keys(&mut rx, root, status, &home).await;
     // A child that stays out of the sensitive set runs to the end, its writes reported.
     let (root, status) = run(r#"echo fine > "$H/notes""#).await;
     assert!(status.success(), "{status}");
