@@ -56,6 +56,8 @@ struct SharedLiterals {
     owners: Vec<Vec<usize>>,
     /// For each literal, where it stands in the observed list (it may stand twice).
     observed: Vec<Vec<u32>>,
+    /// Whether a scan reports observed literals (then it reads every message to the end).
+    reports_observed: bool,
     /// Which inspectors are woken this way.
     users: Vec<bool>,
 }
@@ -83,20 +85,17 @@ impl SharedLiterals {
                 }
             }
         }
-        let mut with_observed = by_literal.clone();
-        for (n, l) in observed.iter().enumerate() {
-            with_observed
-                .entry(l.to_ascii_lowercase())
-                .or_default()
-                .1
-                .push(n as u32);
-        }
         // Observed literals ride along only with a scan the inspectors need anyway.
-        let by_literal = if by_literal.is_empty() {
-            by_literal
-        } else {
-            with_observed
-        };
+        let reports_observed = !by_literal.is_empty() && !observed.is_empty();
+        if reports_observed {
+            for (n, l) in observed.iter().enumerate() {
+                by_literal
+                    .entry(l.to_ascii_lowercase())
+                    .or_default()
+                    .1
+                    .push(n as u32);
+            }
+        }
         let (literals, (owners, observed)): (Vec<String>, (Vec<_>, Vec<_>)) =
             by_literal.into_iter().unzip();
         let scan = (!literals.is_empty()).then(|| LiteralScan::new(&literals));
@@ -104,6 +103,7 @@ impl SharedLiterals {
             scan,
             owners,
             observed,
+            reports_observed,
             users,
         }
     }
@@ -118,7 +118,7 @@ impl SharedLiterals {
                 observed: None,
             };
         };
-        let mut observed = self.observed.iter().any(|o| !o.is_empty()).then(Vec::new);
+        let mut observed = self.reports_observed.then(Vec::new);
         let wanted = self.users.iter().filter(|u| **u).count();
         let mut found = 0;
         scan.for_each(raw, |pattern| {
