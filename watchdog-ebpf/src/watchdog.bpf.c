@@ -77,6 +77,16 @@ struct {
 	__type(value, struct wd_event);
 } PENDING SEC(".maps");
 
+/* How many PENDING records exist: while none does, sys_exit returns before any hash lookup, so
+ * processes nobody watches pay almost nothing on each syscall's return. A record lost without
+ * its decrement (LRU eviction) only keeps the slower path on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} IN_FLIGHT SEC(".maps");
+
 /* The syscall's path arguments, for records whose paths must be read again at exit. */
 struct retry {
 	__u64 p;
@@ -120,6 +130,12 @@ static __always_inline void count(__u32 which)
 		*v += 1;
 }
 
+static __always_inline void forget_pending(__u64 id, __u64 *in_flight)
+{
+	if (bpf_map_delete_elem(&PENDING, &id) == 0)
+		__sync_fetch_and_add(in_flight, -1);
+}
+
 /* ---- process trees ---------------------------------------------------------------------- */
 
 /* Probe only, never attached: whether this kernel loads BPF-LSM programs at all (they need BPF
@@ -156,6 +172,11 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
+	/* A task must not end with its record still counted, whatever cut its syscall short. */
+	__u32 zero = 0;
+	__u64 *in_flight = bpf_map_lookup_elem(&IN_FLIGHT, &zero);
+	if (in_flight && *in_flight)
+		forget_pending((__u64)task->tgid << 32 | (__u32)task->pid, in_flight);
 	if (task->pid != task->tgid)
 		return 0; /* only the group leader ends the process */
 	__u32 tgid = task->tgid;
@@ -505,8 +526,13 @@ static __always_inline int on_enter(__u32 root, __u16 op, int dfd, const char *p
 			count(WD_STAT_KILLED);
 		}
 	}
-	if (bpf_map_update_elem(&PENDING, &id, ev, BPF_ANY))
+	if (bpf_map_update_elem(&PENDING, &id, ev, BPF_ANY)) {
 		count(WD_STAT_STASH_FAILURES);
+		return 0;
+	}
+	__u64 *in_flight = bpf_map_lookup_elem(&IN_FLIGHT, &zero);
+	if (in_flight)
+		__sync_fetch_and_add(in_flight, 1);
 	return 0;
 }
 
@@ -721,6 +747,10 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tp/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
+	__u32 zero = 0;
+	__u64 *in_flight = bpf_map_lookup_elem(&IN_FLIGHT, &zero);
+	if (!in_flight || !*in_flight)
+		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	struct wd_event *ev = bpf_map_lookup_elem(&PENDING, &id);
 	if (!ev)
@@ -728,7 +758,6 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	ev->ret = (__s32)(long)ctx->args[1];
 	if (ev->flags & WD_EVENT_UNREAD) {
 		/* The syscall has faulted the strings in by now: read them again. */
-		__u32 zero = 0;
 		struct scratch *s = bpf_map_lookup_elem(&SCRATCH, &zero);
 		struct retry *r = bpf_map_lookup_elem(&RETRY, &id);
 		if (s && r) {
@@ -760,6 +789,6 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		count(WD_STAT_RINGBUF_DROPS);
 	else
 		count(WD_STAT_EMITTED);
-	bpf_map_delete_elem(&PENDING, &id);
+	forget_pending(id, in_flight);
 	return 0;
 }
