@@ -42,10 +42,23 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// What a pipe carrying messages is widened to: the kernel's default limit for unprivileged
+/// users (`/proc/sys/fs/pipe-max-size`).
+const PIPE_BYTES: libc::c_int = 1 << 20;
+
+/// Widens a pipe so that a large message crosses it in one write: with the default 64 KiB, a
+/// 64 KiB result fills it and both ends take turns sleeping until it is through. The pages are
+/// only taken while data waits in them. Best effort: a user over the pipe-pages quota, or a
+/// descriptor that is not a pipe, keeps what it has.
+pub fn widen_pipe(fd: RawFd) {
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
+}
+
 fn reactor_fd(fd: RawFd, interest: Interest) -> Option<AsyncFd<Borrowed>> {
     if !pollable(fd) || set_nonblocking(fd).is_err() {
         return None;
     }
+    widen_pipe(fd);
     // SAFETY: descriptors 0 and 1 stay open, on the same file description, for the whole life
     // of the process.
     unsafe { AsyncFd::register_with_interest(Borrowed(fd), interest) }.ok()

@@ -14,7 +14,7 @@ use crate::fsmon::WatchScope;
 use crate::jsonrpc::{frame_stream, Frame, Id, Kind, Message, Parsed};
 use crate::mcp::methods::{INITIALIZE, INITIALIZED};
 use crate::proxy::session::{UpstreamEvent, UpstreamEventKind};
-use crate::proxy::stdio::spawn_line_writer;
+use crate::proxy::stdio::{spawn_line_writer, widen_pipe};
 use crate::sandbox::scope::{RUNTIME_WRITE_DIRS, RUNTIME_WRITE_FILES};
 use crate::sandbox::sensitive::{real_path, SensitiveSet};
 use crate::sandbox::{first_unavailable_notice, Confinement, LandlockState, SCOPE_L4};
@@ -22,6 +22,7 @@ use actix::prelude::*;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::VecDeque;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -218,8 +219,11 @@ impl Upstream {
                 owner: ctx.address().recipient(),
             });
         }
-        let (stdin_tx, _writer) = spawn_line_writer(child.stdin.take().expect("stdin is piped"));
+        let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
+        widen_pipe(stdin.as_raw_fd());
+        widen_pipe(stdout.as_raw_fd());
+        let (stdin_tx, _writer) = spawn_line_writer(stdin);
         let frames = frame_stream(stdout, self.max_frame)
             .map(move |f| StdoutItem {
                 generation,
