@@ -116,6 +116,11 @@ impl LiteralScan {
         }
     }
 
+    /// The length of the longest literal: an occurrence starting at `i` ends before `i + longest`.
+    pub fn longest(&self) -> usize {
+        self.literals.iter().map(|l| l.len()).max().unwrap_or(0)
+    }
+
     pub fn memory_usage(&self) -> usize {
         (self.starts.len() + self.folded_shorts.len() + self.shorts.len() + self.quads.len()) * 8
             + self.pieces.len() * 16

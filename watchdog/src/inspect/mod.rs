@@ -39,7 +39,7 @@ pub mod tool_policy;
 pub mod visible_text;
 pub mod whitespace_stego;
 
-pub use pipeline::{Inspection, Outcome, Pipeline};
+pub use pipeline::{Inspection, Outcome, Pipeline, Prescan};
 pub use subject::{Findings, Subject, SubjectMeta};
 
 use crate::alert::Alert;

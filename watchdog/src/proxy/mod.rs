@@ -4,6 +4,7 @@ pub mod merge;
 pub mod pending;
 pub mod routing;
 pub mod session;
+pub mod side_thread;
 pub mod stdio;
 
 pub use session::Session;

@@ -7,12 +7,13 @@
 use super::merge::{self, Merged, Part, PartAnswer};
 use super::pending::{Origin, Pending, PendingRequests, ServerRequests};
 use super::routing::{self, Directory, FanOut, NameField, Route};
+use super::side_thread::SideThread;
 use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
 use crate::analyze::semantic::{Held, HoldResult, Semantic};
 use crate::analyze::{Analyzers, Observation};
 use crate::inspect::shadow::{DUPLICATE_NAME, SHADOW};
-use crate::inspect::{Outcome, Pipeline, SubjectMeta};
+use crate::inspect::{Outcome, Pipeline, Prescan, SubjectMeta};
 use crate::jsonrpc::error::{code, error_response};
 use crate::jsonrpc::head::read_head;
 use crate::jsonrpc::{Frame, Id, Kind, Message, MessageError, Parsed};
@@ -127,17 +128,25 @@ pub struct Session {
     /// The observed literals the pipeline found in the last message it passed unchanged, with
     /// where those bytes are: handed to the analyzers if that message is the one observed next.
     last_scan: Option<LastScan>,
+    /// Shares the parsing and scanning of large frames; None if it could not be started.
+    side: Option<SideThread>,
+    /// The shared literal scan of the frame just parsed, done alongside its parsing.
+    prescan: Option<Prescan>,
 }
 
+/// Frames from this size on are parsed and scanned on two threads at once: below it, waking the
+/// side thread costs more than it saves.
+const SPLIT_FRAME_MIN: usize = 16 * 1024;
+
 struct LastScan {
-    at: *const u8,
-    len: usize,
+    /// Held, so that no other message can be taken for it.
+    message: Bytes,
     literals: Arc<[u32]>,
 }
 
 impl LastScan {
     fn of(&self, raw: &[u8]) -> bool {
-        std::ptr::eq(self.at, raw.as_ptr()) && self.len == raw.len()
+        std::ptr::eq(self.message.as_ptr(), raw.as_ptr()) && self.message.len() == raw.len()
     }
 }
 
@@ -172,6 +181,10 @@ impl Session {
             next_internal: 0,
             drain_waiters: Vec::new(),
             last_scan: None,
+            side: SideThread::spawn()
+                .inspect_err(|e| tracing::warn!("no side thread for large messages: {e}"))
+                .ok(),
+            prescan: None,
         }
     }
 
@@ -219,6 +232,31 @@ impl Session {
         });
     }
 
+    /// Parses a frame going in `direction`. A large one is parsed on the side thread (then the
+    /// end of it scanned there) while this thread runs the shared literal scan over the rest, for
+    /// the inspection that follows.
+    fn parse(&mut self, raw: &Bytes, direction: Direction) -> Result<Parsed, MessageError> {
+        let Some(side) = self.side.as_ref().filter(|_| raw.len() >= SPLIT_FRAME_MIN) else {
+            return Message::parse_frame(raw.clone());
+        };
+        // Parsing a byte costs about 0.6 of scanning it: 4/5 of the scan here balances the two.
+        let split = raw.len() / 5 * 4;
+        let pipeline = self.pipeline.clone();
+        let frame = raw.clone();
+        let (head, (parsed, tail)) = side.join(
+            || self.pipeline.prescan(direction, raw, 0..split),
+            move || {
+                let parsed = Message::parse_frame(frame.clone());
+                (
+                    parsed,
+                    pipeline.prescan(direction, &frame, split..frame.len()),
+                )
+            },
+        );
+        self.prescan = Some(head.merge(tail));
+        parsed
+    }
+
     /// Runs the inline inspectors over a message on its way to or from `upstream` and raises
     /// their alerts.
     fn run_inspectors(
@@ -228,7 +266,7 @@ impl Session {
         kind: Kind,
         method: Option<&str>,
         id: Option<&Id>,
-        raw: &[u8],
+        raw: &Bytes,
     ) -> Verdict {
         let name = self.upstreams[upstream].name.clone();
         let meta = SubjectMeta {
@@ -238,12 +276,12 @@ impl Session {
             method,
             id,
         };
-        let inspection = self.pipeline.inspect(meta, raw);
+        let prescan = self.prescan.take();
+        let inspection = self.pipeline.inspect_prescanned(meta, raw, prescan);
         self.raise(inspection.alerts);
         self.last_scan = match (&inspection.outcome, inspection.observed) {
             (Outcome::Pass, Some(found)) => Some(LastScan {
-                at: raw.as_ptr(),
-                len: raw.len(),
+                message: raw.clone(),
                 literals: found.into(),
             }),
             _ => None,
@@ -779,7 +817,7 @@ impl Session {
                     }
                 }
             }
-            Frame::Line(raw) => match Message::parse_frame(raw.clone()) {
+            Frame::Line(raw) => match self.parse(&raw, Direction::ServerToClient) {
                 Ok(Parsed::Single(m)) => self.on_upstream_message(upstream, m, ctx),
                 Ok(Parsed::Batch(items)) => {
                     for item in items {
@@ -1162,7 +1200,7 @@ impl StreamHandler<std::io::Result<Frame>> for Session {
         match item {
             Err(e) => tracing::warn!("reading from the client failed: {e}"),
             Ok(Frame::Oversize { len, head }) => self.client_oversize(len, head, ctx),
-            Ok(Frame::Line(raw)) => match Message::parse_frame(raw.clone()) {
+            Ok(Frame::Line(raw)) => match self.parse(&raw, Direction::ClientToServer) {
                 Ok(Parsed::Single(m)) => self.on_client_message(m, ctx),
                 Ok(Parsed::Batch(items)) => {
                     for item in items {

@@ -1,0 +1,88 @@
+//! A second thread that takes half of the work on a large message, so that its round trip is not
+//! one core's whole serial cost.
+//!
+//! The session's thread runs one part and the side thread the other at the same time; the
+//! session waits for both. Waking a parked thread costs a few microseconds, so this pays only for
+//! messages large enough that their parsing and scanning take tens of microseconds.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+pub struct SideThread {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SideThread {
+    /// Starts the thread; it ends when the `SideThread` is dropped.
+    pub fn spawn() -> std::io::Result<SideThread> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("mcp-watchdog-side".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    // A job that panics drops its result sender; the caller then runs it itself.
+                    let _ = catch_unwind(AssertUnwindSafe(job));
+                }
+            })?;
+        Ok(SideThread { jobs })
+    }
+
+    /// Runs `here` on this thread and `there` on the side thread at the same time, and returns
+    /// both results. Should the side thread fail, `there` is run here afterwards.
+    pub fn join<A, B, RA, RB>(&self, here: A, there: B) -> (RA, RB)
+    where
+        A: FnOnce() -> RA,
+        B: FnOnce() -> RB + Clone + Send + 'static,
+        RB: Send + 'static,
+    {
+        let (done, result) = mpsc::sync_channel::<RB>(1);
+        let remote = there.clone();
+        let sent = self
+            .jobs
+            .send(Box::new(move || {
+                let _ = done.send(remote());
+            }))
+            .is_ok();
+        let a = here();
+        let b = match sent.then(|| result.recv().ok()).flatten() {
+            Some(b) => b,
+            None => there(),
+        };
+        (a, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_parts_run_and_the_side_one_on_another_thread() {
+        let side = SideThread::spawn().unwrap();
+        let here_id = std::thread::current().id();
+        for n in 0..100u64 {
+            let (a, (b, there_id)) =
+                side.join(|| n * 2, move || (n + 1, std::thread::current().id()));
+            assert_eq!((a, b), (n * 2, n + 1));
+            assert_ne!(there_id, here_id);
+        }
+    }
+
+    #[test]
+    fn a_side_part_that_panics_is_run_again_here() {
+        let side = SideThread::spawn().unwrap();
+        let here_id = std::thread::current().id();
+        let there = move || {
+            if std::thread::current().id() != here_id {
+                panic!("side failure");
+            }
+            7
+        };
+        assert_eq!(side.join(|| 1, there), (1, 7));
+        // The side thread survives a panicking job.
+        let (_, id) = side.join(|| (), || std::thread::current().id());
+        assert_ne!(id, here_id);
+    }
+}
