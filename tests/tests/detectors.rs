@@ -134,7 +134,7 @@ fn request_attacks_never_reach_the_server() {
     }
 }
 
-/// Ordinary prose, 38 KiB: frames from 16 KiB on are parsed and scanned in two parts on two threads.
+/// Ordinary prose, 38 KiB: frames from 32 KiB on are parsed and scanned in two parts on two threads.
 fn long_prose() -> String {
     "The garden was quiet and the river ran slowly past the old mill. ".repeat(600)
 }

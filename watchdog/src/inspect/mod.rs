@@ -78,8 +78,9 @@ pub trait Inspector: Send + Sync {
     }
 
     /// With [`Inspector::literals`]: whether the message concerns this inspector although none of
-    /// its literals occur in it.
-    fn prefilter_beyond_literals(&self, _meta: &SubjectMeta<'_>, _raw: &[u8]) -> bool {
+    /// its literals occur in it. It sees only the direction and the bytes, so that it can be
+    /// judged ahead of the inspection, on another thread, like the literal scan.
+    fn prefilter_beyond_literals(&self, _direction: crate::alert::Direction, _raw: &[u8]) -> bool {
         false
     }
 

@@ -298,8 +298,8 @@ impl Inspector for TextInspector {
         Some(self.set(direction).literals.clone())
     }
 
-    fn prefilter_beyond_literals(&self, meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
-        self.raw_checks_wake_any(self.set(meta.direction), raw)
+    fn prefilter_beyond_literals(&self, direction: Direction, raw: &[u8]) -> bool {
+        self.raw_checks_wake_any(self.set(direction), raw)
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
