@@ -4,11 +4,13 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::process::{Command, ExitCode, Stdio};
 use std::thread;
 
 const BUF: usize = 256 * 1024;
+/// What mcp-watchdog widens its pipes to.
+const PIPE_BYTES: libc::c_int = 1 << 20;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -41,6 +43,16 @@ fn relay(program: &str, args: &[String]) -> io::Result<ExitCode> {
     // Plain Files on duplicated descriptors: std's Stdin/Stdout add a buffer and line logic.
     let mut stdin = File::from(io::stdin().as_fd().try_clone_to_owned()?);
     let mut stdout = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+
+    // The same pipe width as the watchdog's, so that the two differ only in what they do.
+    for fd in [
+        child_in.as_raw_fd(),
+        child_out.as_raw_fd(),
+        stdin.as_raw_fd(),
+        stdout.as_raw_fd(),
+    ] {
+        unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
+    }
 
     // Dropping child_in when stdin ends closes the child's stdin, which is how it learns to stop.
     thread::spawn(move || copy(&mut stdin, &mut child_in));
