@@ -447,6 +447,69 @@ echo done > "$SCOPE/done""#;
     wd.wait_exit(EXIT_TIMEOUT);
 }
 
+/// A strict unprivileged proxy: the daemon kills a server at its very first sensitive write, before
+/// the proxy has registered it (the shell dies at the open; its next command never runs).
+#[test]
+fn the_daemon_kills_a_strict_proxys_server_from_its_first_instruction() {
+    let test = "the_daemon_kills_a_strict_proxys_server_from_its_first_instruction";
+    if !is_root() {
+        eprintln!("{test}: skipped: the daemon needs root");
+        return;
+    }
+    if let Some(why) = unavailable("ebpf") {
+        eprintln!("{test}: skipped: {why}");
+        return;
+    }
+    let Some(nobody) = as_nobody() else {
+        eprintln!("{test}: skipped: setpriv (util-linux) is not installed");
+        return;
+    };
+    let at = Layout::new();
+    let bashrc = at.home.join(".bashrc");
+    at.dir
+        .give_to_nobody(&[&at.scope, &at.outside, &at.home, &bashrc]);
+    let socket = at.dir.path("daemon.sock");
+    let _daemon = start_daemon(&socket);
+    let script = r#"echo '# added' >> "$HOME/.bashrc"
+touch "$SCOPE/after""#;
+    let path = at.dir.path("watchdog.toml");
+    fs::write(&path, at.config(script, "")).unwrap();
+    chown_nobody(&path);
+    let args = vec![
+        "--config".to_string(),
+        path.to_string_lossy().into_owned(),
+        "--no-sandbox".into(),
+        "--strict".into(),
+        "--fs-backend".into(),
+        "daemon".into(),
+    ];
+    let env = [
+        ("HOME".to_string(), at.home.to_string_lossy().into_owned()),
+        (
+            "MCP_WATCHDOG_SOCKET".to_string(),
+            socket.to_string_lossy().into_owned(),
+        ),
+    ];
+    let mut wd = Watchdog::spawn_with(&at.dir, &nobody, &args, &env, Input::Pipe);
+    let killed = wd.wait_alert("the strict kill", ALERT_WAIT, |a| {
+        a["rule"] == "SCOPE-L4" && a["fs"]["path"] == bashrc.to_string_lossy().as_ref()
+    });
+    assert_eq!(
+        (killed["action"].as_str(), killed["fs"]["outcome"].as_str()),
+        (Some("killed"), Some("killed")),
+        "{killed}"
+    );
+    assert_eq!(killed["server"], "tree");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !at.scope.join("after").exists(),
+        "the server ran on after its sensitive write"
+    );
+    assert_eq!(fs::read_to_string(&bashrc).unwrap(), "# rc\n");
+    wd.close_stdin();
+    wd.wait_exit(EXIT_TIMEOUT);
+}
+
 /// The daemon is root's: started by anyone else it says so and stops.
 #[test]
 fn the_daemon_refuses_to_run_unprivileged() {

@@ -8,6 +8,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ pub struct DaemonBackend {
     daemon_backend: String,
     /// Set when this side ends the connection, so the reader does not report a lost daemon.
     closing: Arc<AtomicBool>,
+    /// The daemon's answers to `strict_from_fork`, from the reader thread.
+    strict_answers: std_mpsc::Receiver<Option<String>>,
 }
 
 impl DaemonBackend {
@@ -73,9 +76,10 @@ impl DaemonBackend {
         let shown = socket.display().to_string();
         let closing = Arc::new(AtomicBool::new(false));
         let closing_seen = closing.clone();
+        let (answer, strict_answers) = std_mpsc::channel();
         std::thread::Builder::new()
             .name("daemon-events".into())
-            .spawn(move || relay(reader, events, shown, closing_seen))
+            .spawn(move || relay(reader, events, answer, shown, closing_seen))
             .map_err(fail)?;
         Ok(DaemonBackend {
             socket: socket.to_path_buf(),
@@ -83,6 +87,7 @@ impl DaemonBackend {
             kind,
             daemon_backend,
             closing,
+            strict_answers,
         })
     }
 
@@ -96,6 +101,7 @@ impl DaemonBackend {
 fn relay(
     mut reader: BufReader<UnixStream>,
     events: EventSender,
+    strict_answers: std_mpsc::Sender<Option<String>>,
     socket: String,
     closing: Arc<AtomicBool>,
 ) {
@@ -115,6 +121,9 @@ fn relay(
             Ok(Reply::Refused { root_pid, reason }) => {
                 let what = root_pid.map_or_else(String::new, |p| format!(" pid {p}"));
                 eprintln!("mcp-watchdog: WARNING: the daemon refused to watch{what}: {reason}");
+            }
+            Ok(Reply::StrictFromFork { error }) => {
+                let _ = strict_answers.send(error);
             }
             Ok(Reply::Watching { .. } | Reply::Welcome { .. }) => {}
             Err(e) => tracing::warn!("daemon at {socket}: unreadable reply: {e}"),
@@ -181,9 +190,19 @@ impl Backend for DaemonBackend {
         Ok(())
     }
 
-    /// The daemon makes each tree strict when it is registered (`watch`), and kills what it
-    /// cannot refuse; before registration (milliseconds after spawn) its opens are not refused.
-    fn strict_everywhere(&mut self, _sensitive: &[PathBuf]) -> Result<(), String> {
-        Ok(())
+    /// The daemon kills each tree this proxy starts at its first touch of `sensitive`, from its
+    /// fork on, and refuses its sensitive opens once it is registered (`watch`, milliseconds
+    /// after the spawn). Waits for the daemon to confirm, so that no server starts before.
+    fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {
+        let unarmed = |why: String| format!("trees are strict only once registered: {why}");
+        self.send(&Request::StrictFromFork {
+            sensitive: sensitive.to_vec(),
+        })
+        .map_err(|e| unarmed(e.to_string()))?;
+        match self.strict_answers.recv_timeout(HELLO_TIMEOUT) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(unarmed(why)),
+            Err(_) => Err(unarmed("the daemon did not answer".into())),
+        }
     }
 }

@@ -32,6 +32,12 @@ pub enum Request {
         write: Vec<PathBuf>,
         sensitive: Vec<PathBuf>,
     },
+    /// Strict mode from the fork on: until `watch` declares it, every tree the caller starts is
+    /// killed at its first touch of `sensitive` (no window before registration). Answered with
+    /// `strict_from_fork`, before the caller starts any server.
+    StrictFromFork {
+        sensitive: Vec<PathBuf>,
+    },
 }
 
 /// Daemon → proxy.
@@ -53,6 +59,10 @@ pub enum Reply {
     /// An attributed operation by one of the caller's trees (breaches only, like every backend).
     Event {
         event: FsEvent,
+    },
+    /// Answer to `strict_from_fork`: armed, or why not.
+    StrictFromFork {
+        error: Option<String>,
     },
 }
 

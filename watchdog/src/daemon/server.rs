@@ -143,6 +143,13 @@ impl Daemon {
                 }
                 None
             }
+            Request::StrictFromFork { sensitive } => {
+                let error = self.backend.strict_from_fork(pid, &sensitive).err();
+                if let Some(e) = &error {
+                    tracing::warn!("proxy pid {pid}: no strict mode from the fork: {e}");
+                }
+                Some(Reply::StrictFromFork { error })
+            }
             Request::Unwatch { root_pid } => {
                 if self.roots.get(&root_pid).is_some_and(|r| r.conn == conn_id) {
                     self.roots.remove(&root_pid);
@@ -380,6 +387,17 @@ mod tests {
         fn remove_spawner(&mut self, pid: u32) {
             self.0.lock().unwrap().push(format!("gone {pid}"));
         }
+        /// Arms only a non-empty sensitive set, so that a refusal can be seen too.
+        fn strict_from_fork(&mut self, pid: u32, sensitive: &[PathBuf]) -> Result<(), String> {
+            if sensitive.is_empty() {
+                return Err("nothing to protect".into());
+            }
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("strict from fork {pid}"));
+            Ok(())
+        }
     }
 
     struct Rig {
@@ -484,6 +502,34 @@ mod tests {
         eventually(&format!("gone {}", std::process::id()), &rig.calls).await;
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_strict_proxy_has_its_trees_strict_from_their_fork_before_it_starts_any() {
+        let rig = rig();
+        let (mut client, _events) = connect(&rig).await;
+        let armed = tokio::task::spawn_blocking(move || {
+            let armed = client.strict_everywhere(&[PathBuf::from("/home/u/.ssh")]);
+            let refused = client.strict_everywhere(&[]);
+            (armed, refused)
+        })
+        .await
+        .unwrap();
+        // Confirmed before `strict_everywhere` returns: no server starts unarmed.
+        assert_eq!(armed.0, Ok(()));
+        assert!(
+            rig.calls
+                .lock()
+                .unwrap()
+                .contains(&format!("strict from fork {}", std::process::id())),
+            "{:?}",
+            rig.calls.lock().unwrap()
+        );
+        let refused = armed.1.unwrap_err();
+        assert!(
+            refused.contains("only once registered") && refused.contains("nothing to protect"),
+            "{refused}"
+        );
     }
 
     #[tokio::test]

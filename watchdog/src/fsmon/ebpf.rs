@@ -184,17 +184,21 @@ impl EbpfBackend {
     /// killed on touch, until `watch` declares the child's own scope (no window in which a
     /// server's first instructions run unwatched). Also turns [`Self::set_strict_kill`] on.
     pub fn set_strict_from_fork(&mut self, sensitive: &[PathBuf]) -> io::Result<()> {
+        self.strict_first_scope = Some(Self::strict_first_scope(sensitive));
+        for spawner in self.spawner_pids.clone() {
+            self.arm_first_scope(spawner)?;
+        }
+        self.set_strict_kill(true)
+    }
+
+    fn strict_first_scope(sensitive: &[PathBuf]) -> ScopeValue {
         let mut first = encode_scope(&WatchScope {
             write: Vec::new(),
             sensitive: sensitive.to_vec(),
             strict: true,
         });
         first.flags |= kernel::SCOPE_KILL;
-        self.strict_first_scope = Some(ScopeValue(first));
-        for spawner in self.spawner_pids.clone() {
-            self.arm_first_scope(spawner)?;
-        }
-        self.set_strict_kill(true)
+        ScopeValue(first)
     }
 
     fn arm_first_scope(&mut self, spawner: u32) -> io::Result<()> {
@@ -297,6 +301,17 @@ impl Backend for EbpfBackend {
 
     fn remove_spawner(&mut self, spawner: u32) {
         EbpfBackend::remove_spawner(self, spawner);
+    }
+
+    /// Kills at the syscall from the fork on; the trees' opens are refused only once declared
+    /// strict (fanotify denial knows declared trees, not spawners).
+    fn strict_from_fork(&mut self, spawner: u32, sensitive: &[PathBuf]) -> Result<(), String> {
+        if !self.spawner_pids.contains(&spawner) {
+            return Err(format!("pid {spawner} is not a spawner followed here"));
+        }
+        self.first_scopes
+            .insert(spawner, Self::strict_first_scope(sensitive), 0)
+            .map_err(|e| format!("cannot arm its first scope: {e}"))
     }
 
     fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {

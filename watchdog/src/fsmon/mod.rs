@@ -105,6 +105,15 @@ pub trait Backend: Send {
     fn strict_everywhere(&mut self, _sensitive: &[PathBuf]) -> Result<(), String> {
         Err(format!("the {} backend cannot deny opens", self.kind()))
     }
+
+    /// One spawner's strict mode (the daemon's, for a strict proxy): each tree `spawner` starts
+    /// is killed at its first touch of `sensitive`, from its fork until `watch` declares it.
+    fn strict_from_fork(&mut self, _spawner: u32, _sensitive: &[PathBuf]) -> Result<(), String> {
+        Err(format!(
+            "the {} backend cannot make trees strict from their fork",
+            self.kind()
+        ))
+    }
 }
 
 /// Events in flight from a backend to the monitor, at most.
