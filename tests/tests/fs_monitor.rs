@@ -447,8 +447,9 @@ echo done > "$SCOPE/done""#;
     wd.wait_exit(EXIT_TIMEOUT);
 }
 
-/// A strict unprivileged proxy: the daemon kills a server at its very first sensitive write, before
-/// the proxy has registered it (the shell dies at the open; its next command never runs).
+/// A strict unprivileged proxy: the daemon refuses its server's sensitive opens, and kills it at its
+/// very first sensitive write even before the proxy has registered it (the shell dies at the open;
+/// its next command never runs).
 #[test]
 fn the_daemon_kills_a_strict_proxys_server_from_its_first_instruction() {
     let test = "the_daemon_kills_a_strict_proxys_server_from_its_first_instruction";
@@ -466,11 +467,17 @@ fn the_daemon_kills_a_strict_proxys_server_from_its_first_instruction() {
     };
     let at = Layout::new();
     let bashrc = at.home.join(".bashrc");
+    let ssh = at.home.join(".ssh");
+    fs::create_dir(&ssh).unwrap();
+    let key = ssh.join("id_ed25519");
+    fs::write(&key, "PRIVATE KEY\n").unwrap();
     at.dir
-        .give_to_nobody(&[&at.scope, &at.outside, &at.home, &bashrc]);
+        .give_to_nobody(&[&at.scope, &at.outside, &at.home, &bashrc, &ssh, &key]);
     let socket = at.dir.path("daemon.sock");
     let _daemon = start_daemon(&socket);
-    let script = r#"echo '# added' >> "$HOME/.bashrc"
+    let script = r#"cat "$HOME/.ssh/id_ed25519" > "$SCOPE/stolen"
+echo $? > "$SCOPE/cat.rc"
+echo '# added' >> "$HOME/.bashrc"
 touch "$SCOPE/after""#;
     let path = at.dir.path("watchdog.toml");
     fs::write(&path, at.config(script, "")).unwrap();
@@ -500,6 +507,12 @@ touch "$SCOPE/after""#;
         "{killed}"
     );
     assert_eq!(killed["server"], "tree");
+    assert_eq!(
+        fs::read_to_string(at.scope.join("stolen")).unwrap(),
+        "",
+        "the key was read"
+    );
+    assert_ne!(fs::read_to_string(at.scope.join("cat.rc")).unwrap(), "0\n");
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !at.scope.join("after").exists(),

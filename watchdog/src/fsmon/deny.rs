@@ -41,6 +41,8 @@ struct Shared {
     /// Every tree is strict (the watchdog's own strict mode): no window between a server's first
     /// instruction and its registration.
     strict_all: AtomicBool,
+    /// Every tree these spawners start is strict from its fork (a strict proxy of the daemon's).
+    strict_spawners: Mutex<HashSet<u32>>,
     /// The sensitive set as a scope (for `is_sensitive`, which also knows the `.git` pattern).
     sensitive: Mutex<WatchScope>,
     marked: Mutex<HashSet<PathBuf>>,
@@ -85,6 +87,7 @@ impl DenyGuard {
             forks,
             strict: Mutex::new(HashSet::new()),
             strict_all: AtomicBool::new(false),
+            strict_spawners: Mutex::new(HashSet::new()),
             sensitive: Mutex::new(WatchScope::default()),
             marked: Mutex::new(HashSet::new()),
             files: Mutex::new(HashSet::new()),
@@ -156,12 +159,22 @@ impl DenyGuard {
         Ok(count)
     }
 
-    /// Whether opens of sensitive files by the tree rooted at `root` are refused.
     /// Makes every followed tree strict, from its fork on.
     pub fn set_strict_all(&self) {
         self.shared.strict_all.store(true, Ordering::Relaxed);
     }
 
+    /// Makes every tree `spawner` starts strict from its fork on (or no longer).
+    pub fn set_strict_spawner(&self, spawner: u32, strict: bool) {
+        let mut set = lock(&self.shared.strict_spawners);
+        if strict {
+            set.insert(spawner);
+        } else {
+            set.remove(&spawner);
+        }
+    }
+
+    /// Whether opens of sensitive files by the tree rooted at `root` are refused.
     pub fn set_strict(&self, root: u32, strict: bool) {
         let mut set = lock(&self.shared.strict);
         if strict {
@@ -210,6 +223,13 @@ impl StrictOpens {
 
     pub fn remove_spawner(&self, spawner: u32) {
         self.forks.remove_spawner(spawner);
+        self.guard.set_strict_spawner(spawner, false);
+    }
+
+    /// Every tree `spawner` starts strict from its fork on, and `sensitive` protected now.
+    pub fn strict_from_fork(&self, spawner: u32, sensitive: &[PathBuf]) -> io::Result<()> {
+        self.guard.set_strict_spawner(spawner, true);
+        self.guard.protect(sensitive).map(drop)
     }
 
     /// Every tree strict from its fork on, and `sensitive` protected now (before any server runs).
@@ -407,7 +427,12 @@ fn run(shared: &Shared, stop: RawFd) {
 fn decide(shared: &Shared, verdicts: Vec<Verdict>) {
     for mut v in verdicts {
         let root = shared.forks.root_of(v.pid).filter(|r| {
-            shared.strict_all.load(Ordering::Relaxed) || lock(&shared.strict).contains(r)
+            shared.strict_all.load(Ordering::Relaxed)
+                || lock(&shared.strict).contains(r)
+                || shared
+                    .forks
+                    .spawner_of(*r)
+                    .is_some_and(|s| lock(&shared.strict_spawners).contains(&s))
         });
         let Some(root) = root else {
             v.answer(true);
@@ -522,6 +547,35 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// A strict proxy of the daemon's: its trees are refused before anyone declares them.
+    #[tokio::test]
+    async fn a_strict_spawners_trees_are_refused_before_they_are_declared() {
+        if !is_root() {
+            eprintln!("skipped: fanotify permission events need root");
+            return;
+        }
+        let fs = Tmpfs::mount("deny-spawner");
+        let base = fs.path.canonicalize().unwrap();
+        std::fs::create_dir(base.join("sens")).unwrap();
+        std::fs::write(base.join("sens/key"), "k\n").unwrap();
+        let forks = ForkTracker::open().expect("proc connector");
+        let me = std::process::id();
+        forks.add_spawner(me);
+        let (tx, _rx) = mpsc::channel(64);
+        let deny = DenyGuard::start(forks, tx).expect("deny group");
+        deny.protect(&[base.join("sens")]).unwrap();
+        let script = "cat sens/key; echo rc=$?";
+
+        deny.set_strict_spawner(me, true);
+        let (out, err) = release(held(&base, script)).await;
+        assert_eq!(out, "rc=1\n", "{err}");
+        assert!(err.contains("Operation not permitted"), "{err}");
+
+        deny.set_strict_spawner(me, false);
+        let (out, err) = release(held(&base, script)).await;
+        assert_eq!(out, "k\nrc=0\n", "{err}");
     }
 
     #[tokio::test]

@@ -303,15 +303,20 @@ impl Backend for EbpfBackend {
         EbpfBackend::remove_spawner(self, spawner);
     }
 
-    /// Kills at the syscall from the fork on; the trees' opens are refused only once declared
-    /// strict (fanotify denial knows declared trees, not spawners).
+    /// Kills at the syscall from the fork on, and refuses sensitive opens where denial is on.
     fn strict_from_fork(&mut self, spawner: u32, sensitive: &[PathBuf]) -> Result<(), String> {
         if !self.spawner_pids.contains(&spawner) {
             return Err(format!("pid {spawner} is not a spawner followed here"));
         }
         self.first_scopes
             .insert(spawner, Self::strict_first_scope(sensitive), 0)
-            .map_err(|e| format!("cannot arm its first scope: {e}"))
+            .map_err(|e| format!("cannot arm its first scope: {e}"))?;
+        match &self.strict_opens {
+            Some(s) => s
+                .strict_from_fork(spawner, sensitive)
+                .map_err(|e| format!("cannot protect the sensitive set: {e}")),
+            None => Ok(()),
+        }
     }
 
     fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {

@@ -250,6 +250,9 @@ impl Backend for FanotifyBackend {
 
     fn remove_spawner(&mut self, spawner: u32) {
         self.shared.forks.remove_spawner(spawner);
+        if let Some(deny) = &self.deny {
+            deny.set_strict_spawner(spawner, false);
+        }
     }
 
     fn prepare(&mut self, scope: &WatchScope) -> io::Result<()> {
@@ -264,6 +267,19 @@ impl Backend for FanotifyBackend {
 
     fn enable_denial(&mut self) -> Result<(), String> {
         FanotifyBackend::enable_denial(self)
+    }
+
+    /// Refuses sensitive opens from the fork on; what cannot be refused is killed once the tree's
+    /// events are judged (fanotify events come after the operation).
+    fn strict_from_fork(&mut self, spawner: u32, sensitive: &[PathBuf]) -> Result<(), String> {
+        let deny = self
+            .deny
+            .as_ref()
+            .ok_or("denial is off in this daemon's fanotify backend")?;
+        deny.set_strict_spawner(spawner, true);
+        deny.protect(sensitive)
+            .map(drop)
+            .map_err(|e| format!("cannot protect the sensitive set: {e}"))
     }
 
     fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {

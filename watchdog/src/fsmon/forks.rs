@@ -73,6 +73,8 @@ impl Identity {
 struct State {
     spawners: HashSet<u32>,
     members: HashMap<u32, Entry>,
+    /// The spawner each root was forked by.
+    spawner_of_root: HashMap<u32, u32>,
     /// Exits in arrival order, to expire mappings without scanning them all.
     exits: VecDeque<(Instant, u32)>,
     overflows: u64,
@@ -98,6 +100,7 @@ impl State {
                     return;
                 }
                 let (root, identity) = if self.spawners.contains(&parent_tgid) {
+                    self.spawner_of_root.insert(child_tgid, parent_tgid);
                     (Some(child_tgid), None)
                 } else {
                     match self.members.get(&parent_tgid) {
@@ -119,6 +122,7 @@ impl State {
                     // A recycled pid that was a member: not any more.
                     None => {
                         self.members.remove(&child_tgid);
+                        self.spawner_of_root.remove(&child_tgid);
                     }
                 }
             }
@@ -150,6 +154,7 @@ impl State {
             // Only if it is still that exited process, not a recycled pid forked since.
             if self.members.get(&pid).is_some_and(|e| e.exited == Some(at)) {
                 self.members.remove(&pid);
+                self.spawner_of_root.remove(&pid);
             }
         }
     }
@@ -179,6 +184,7 @@ impl State {
                 };
                 if self.spawners.contains(&ppid) {
                     // `cur` is a direct child of a spawner: a root.
+                    self.spawner_of_root.insert(cur, ppid);
                     found.insert(cur, Some(cur));
                     break Some(cur);
                 }
@@ -280,7 +286,14 @@ impl ForkTracker {
 
     /// Forgets the tree rooted at `root` (its root was reaped and the tree unwatched).
     pub fn remove_tree(&self, root: u32) {
-        self.state().members.retain(|_, e| e.root != root);
+        let mut st = self.state();
+        st.members.retain(|_, e| e.root != root);
+        st.spawner_of_root.remove(&root);
+    }
+
+    /// The spawner that forked the root `root`, while its tree is followed.
+    pub fn spawner_of(&self, root: u32) -> Option<u32> {
+        self.state().spawner_of_root.get(&root).copied()
     }
 
     /// The root of the tree `pid` (a tgid) belongs to, draining pending fork events first when
@@ -544,6 +557,11 @@ mod tests {
         assert_eq!(st.members[&300].root, 300);
         assert!(!st.members.contains_key(&998));
         assert!(!st.members.contains_key(&100));
+        assert_eq!(
+            (st.spawner_of_root.get(&200), st.spawner_of_root.get(&300)),
+            (Some(&100), Some(&100))
+        );
+        assert_eq!(st.spawner_of_root.len(), 2, "only roots have a spawner");
     }
 
     #[test]
@@ -561,6 +579,7 @@ mod tests {
         st.apply(ProcEvent::Exit { tgid: 2000 }, t0);
         fork(&mut st, 1, 2000);
         assert!(!st.members.contains_key(&2000));
+        assert!(!st.spawner_of_root.contains_key(&2000));
     }
 
     #[test]
@@ -574,6 +593,7 @@ mod tests {
         assert_eq!(st.members[&22].root, 20);
         assert_eq!(st.members[&30].root, 30);
         assert!(!st.members.contains_key(&40));
+        assert_eq!(st.spawner_of_root.get(&30), Some(&10));
     }
 
     #[test]
