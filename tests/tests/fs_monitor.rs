@@ -87,6 +87,36 @@ impl Layout {
         Watchdog::spawn_with(&self.dir, &[], &args, &env, Input::Pipe)
     }
 
+    /// [`Layout::config`] for `script`, run by an unprivileged proxy (as `nobody`) that the daemon
+    /// at `socket` serves, without the sandbox so that every operation reaches the kernel.
+    fn start_as_nobody_with_daemon(
+        &self,
+        nobody: &[String],
+        socket: &Path,
+        script: &str,
+        flags: &[&str],
+    ) -> Watchdog {
+        let path = self.dir.path("watchdog.toml");
+        fs::write(&path, self.config(script, "")).unwrap();
+        chown_nobody(&path);
+        let mut args = vec![
+            "--config".to_string(),
+            path.to_string_lossy().into_owned(),
+            "--no-sandbox".into(),
+            "--fs-backend".into(),
+            "daemon".into(),
+        ];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let env = [
+            ("HOME".to_string(), self.home.to_string_lossy().into_owned()),
+            (
+                "MCP_WATCHDOG_SOCKET".to_string(),
+                socket.to_string_lossy().into_owned(),
+            ),
+        ];
+        Watchdog::spawn_with(&self.dir, nobody, &args, &env, Input::Pipe)
+    }
+
     /// The pid the script wrote to `name` (waiting for it: the script runs beside the test).
     fn pid(&self, name: &str) -> u64 {
         let deadline = std::time::Instant::now() + ALERT_WAIT;
@@ -412,24 +442,7 @@ touch "$OUT/by-nobody.txt" &
 echo $! > "$SCOPE/touch.pid"
 wait $!
 echo done > "$SCOPE/done""#;
-    let path = at.dir.path("watchdog.toml");
-    fs::write(&path, at.config(script, "")).unwrap();
-    chown_nobody(&path);
-    let args = vec![
-        "--config".to_string(),
-        path.to_string_lossy().into_owned(),
-        "--no-sandbox".into(),
-        "--fs-backend".into(),
-        "daemon".into(),
-    ];
-    let env = [
-        ("HOME".to_string(), at.home.to_string_lossy().into_owned()),
-        (
-            "MCP_WATCHDOG_SOCKET".to_string(),
-            socket.to_string_lossy().into_owned(),
-        ),
-    ];
-    let mut wd = Watchdog::spawn_with(&at.dir, &nobody, &args, &env, Input::Pipe);
+    let mut wd = at.start_as_nobody_with_daemon(&nobody, &socket, script, &[]);
     wd.initialize();
     let a = expect_breach(
         &wd,
@@ -479,25 +492,7 @@ fn the_daemon_kills_a_strict_proxys_server_from_its_first_instruction() {
 echo $? > "$SCOPE/cat.rc"
 echo '# added' >> "$HOME/.bashrc"
 touch "$SCOPE/after""#;
-    let path = at.dir.path("watchdog.toml");
-    fs::write(&path, at.config(script, "")).unwrap();
-    chown_nobody(&path);
-    let args = vec![
-        "--config".to_string(),
-        path.to_string_lossy().into_owned(),
-        "--no-sandbox".into(),
-        "--strict".into(),
-        "--fs-backend".into(),
-        "daemon".into(),
-    ];
-    let env = [
-        ("HOME".to_string(), at.home.to_string_lossy().into_owned()),
-        (
-            "MCP_WATCHDOG_SOCKET".to_string(),
-            socket.to_string_lossy().into_owned(),
-        ),
-    ];
-    let mut wd = Watchdog::spawn_with(&at.dir, &nobody, &args, &env, Input::Pipe);
+    let mut wd = at.start_as_nobody_with_daemon(&nobody, &socket, script, &["--strict"]);
     let killed = wd.wait_alert("the strict kill", ALERT_WAIT, |a| {
         a["rule"] == "SCOPE-L4" && a["fs"]["path"] == bashrc.to_string_lossy().as_ref()
     });
