@@ -190,9 +190,10 @@ impl Backend for DaemonBackend {
         Ok(())
     }
 
-    /// The daemon kills each tree this proxy starts at its first touch of `sensitive`, from its
-    /// fork on, and refuses its sensitive opens once it is registered (`watch`, milliseconds
-    /// after the spawn). Waits for the daemon to confirm, so that no server starts before.
+    /// The daemon makes every tree this proxy starts strict from its fork, before the proxy
+    /// registers it (`watch`, milliseconds after the spawn): its opens of `sensitive` refused
+    /// (fanotify), its first write there killed at the syscall (eBPF). Waits for the daemon to
+    /// confirm, so that no server starts before.
     fn strict_everywhere(&mut self, sensitive: &[PathBuf]) -> Result<(), String> {
         let unarmed = |why: String| format!("trees are strict only once registered: {why}");
         self.send(&Request::StrictFromFork {

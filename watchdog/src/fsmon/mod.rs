@@ -106,8 +106,9 @@ pub trait Backend: Send {
         Err(format!("the {} backend cannot deny opens", self.kind()))
     }
 
-    /// One spawner's strict mode (the daemon's, for a strict proxy): each tree `spawner` starts
-    /// is killed at its first touch of `sensitive`, from its fork until `watch` declares it.
+    /// One spawner's strict mode (the daemon's, for a strict proxy): each tree `spawner` starts is
+    /// strict from its fork, before `watch` declares it; its opens of `sensitive` are refused
+    /// where this backend can deny, its writes there killed where it can kill at the syscall.
     fn strict_from_fork(&mut self, _spawner: u32, _sensitive: &[PathBuf]) -> Result<(), String> {
         Err(format!(
             "the {} backend cannot make trees strict from their fork",

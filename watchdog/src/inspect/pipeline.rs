@@ -84,8 +84,9 @@ impl Scanned {
     }
 }
 
-/// The shared scan of a message (and the checks beyond it) done ahead of [`Pipeline::inspect_prescanned`], possibly in parts
-/// on two threads. It holds the bytes it read, so that it can stand for no other message.
+/// The shared scan of a message (and the checks beyond literals) done ahead of
+/// [`Pipeline::inspect_prescanned`], possibly in parts on two threads. It holds the bytes it read,
+/// so that it can stand for no other message.
 pub struct Prescan {
     direction: Direction,
     message: Bytes,

@@ -135,7 +135,8 @@ pub struct Session {
 }
 
 /// Frames from this size on are parsed and scanned on two threads at once. Waking the side thread
-/// took ~20 µs on the development VM; parsing and scanning 32 KiB take about twice that.
+/// took ~20 µs on the development VM; parsing, scanning and checking 32 KiB take more than twice
+/// that.
 const SPLIT_FRAME_MIN: usize = 32 * 1024;
 
 struct LastScan {

@@ -42,14 +42,15 @@ fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
-/// What a pipe carrying messages is widened to: the kernel's default limit for unprivileged
-/// users (`/proc/sys/fs/pipe-max-size`).
-const PIPE_BYTES: libc::c_int = 1 << 20;
+/// What a pipe carrying messages is widened to. Its pages are allocated as data arrives, but its
+/// capacity counts against the user's pipe quota (`pipe-user-pages-soft`, 64 MiB by default, past
+/// which the user's new pipes get one page): room for a 64 KiB result, a few MiB for a gateway of
+/// many servers.
+const PIPE_BYTES: libc::c_int = 256 * 1024;
 
 /// Widens a pipe so that a large message crosses it in one write: with the default 64 KiB, a
-/// 64 KiB result fills it and both ends take turns sleeping until it is through. The pages are
-/// only taken while data waits in them. Best effort: a user over the pipe-pages quota, or a
-/// descriptor that is not a pipe, keeps what it has.
+/// 64 KiB result fills it and both ends take turns sleeping until it is through. Best effort: a
+/// user over the quota, or a descriptor that is not a pipe, keeps what it has.
 pub fn widen_pipe(fd: RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
 }

@@ -10,7 +10,7 @@ use std::thread;
 
 const BUF: usize = 256 * 1024;
 /// What mcp-watchdog widens its pipes to.
-const PIPE_BYTES: libc::c_int = 1 << 20;
+const PIPE_BYTES: libc::c_int = 256 * 1024;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
