@@ -832,6 +832,8 @@ impl Session {
                 Err(e) => self.upstream_invalid(upstream, &raw, e),
             },
         }
+        // A scan nobody took (the frame was dropped uninspected) must not keep the frame alive.
+        self.prescan = None;
     }
 
     fn upstream_invalid(&mut self, upstream: usize, raw: &[u8], error: MessageError) {
@@ -1215,6 +1217,7 @@ impl StreamHandler<std::io::Result<Frame>> for Session {
                 Err(e) => self.client_invalid(&raw, e, ctx),
             },
         }
+        self.prescan = None;
     }
 
     /// The client closed its input: the supervisor runs the shutdown (the session lives on to
