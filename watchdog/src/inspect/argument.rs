@@ -202,7 +202,8 @@ const REQUEST_METHODS: &[&[u8]] = &[
 /// The raw check of every request-side family.
 ///
 /// For a whole message (JSON with `"jsonrpc"`): only requests that carry arguments get a look, so
-/// responses, however large, stay on the fast path. For one string: short values (up to 256
+/// responses, however large, stay on the fast path; a small call whose arguments hold no string
+/// gives the families nothing to read ([`super::argument_strings`]). For one string: short values (up to 256
 /// bytes, or up to 1 KiB without spaces: hosts, URLs, paths, ids, branch names) get a look, since
 /// `2130706433`, `127.1` or `v1⏎ls -la` hold no trigger literal; longer text must match a family's
 /// trigger literals. Short strings cost little whatever runs on them.
@@ -211,7 +212,8 @@ pub fn raw_check(raw: &[u8]) -> bool {
     if trimmed.first() == Some(&b'{') && memchr::memmem::find(raw, b"\"jsonrpc\"").is_some() {
         return REQUEST_METHODS
             .iter()
-            .any(|m| memchr::memmem::find(raw, m).is_some());
+            .any(|m| memchr::memmem::find(raw, m).is_some())
+            && super::argument_strings::may_carry_argument_strings(raw);
     }
     raw.len() <= 256 || raw.len() <= 1024 && !raw.contains(&b' ')
 }
@@ -261,9 +263,11 @@ mod tests {
         let response =
             br#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"127.1"}]}}"#;
         assert!(!raw_check(response));
-        let request =
-            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch"}}"#;
+        let request = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch","arguments":{"url":"http://127.1/"}}}"#;
         assert!(raw_check(request));
+        // Nothing to read: no argument strings.
+        let bare = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fetch"}}"#;
+        assert!(!raw_check(bare));
         assert!(raw_check(b"2130706433"));
         assert!(raw_check(b"v1\nls -la"));
         assert!(!raw_check("a sentence with words ".repeat(20).as_bytes()));

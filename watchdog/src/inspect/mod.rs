@@ -5,6 +5,7 @@
 //! it only when one changed it: a clean message leaves with the bytes it came with.
 
 pub mod argument;
+pub mod argument_strings;
 pub mod elicitation;
 pub mod email;
 pub mod entropy;
