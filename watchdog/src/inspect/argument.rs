@@ -203,10 +203,10 @@ const REQUEST_METHODS: &[&[u8]] = &[
 ///
 /// For a whole message (JSON with `"jsonrpc"`): only requests that carry arguments get a look, so
 /// responses, however large, stay on the fast path; a small call whose arguments hold no string
-/// gives the families nothing to read ([`super::argument_strings`]). For one string: short values (up to 256
-/// bytes, or up to 1 KiB without spaces: hosts, URLs, paths, ids, branch names) get a look, since
-/// `2130706433`, `127.1` or `v1⏎ls -la` hold no trigger literal; longer text must match a family's
-/// trigger literals. Short strings cost little whatever runs on them.
+/// gives the families nothing to read ([`super::argument_strings`]). For one string: short values
+/// (up to 256 bytes, or up to 1 KiB without spaces: hosts, URLs, paths, ids, branch names) get a
+/// look, since `2130706433`, `127.1` or `v1⏎ls -la` hold no trigger literal; longer text must
+/// match a family's trigger literals. Short strings cost little whatever runs on them.
 pub fn raw_check(raw: &[u8]) -> bool {
     let trimmed = raw.trim_ascii_start();
     if trimmed.first() == Some(&b'{') && memchr::memmem::find(raw, b"\"jsonrpc\"").is_some() {

@@ -229,7 +229,8 @@ impl RugPull {
             _ => return,
         };
         let server = s.meta.server;
-        let key = match used_item(s.raw(), field).filter(|_| !s.changed()) {
+        let read = (!s.changed()).then(|| used_item(s.raw(), field)).flatten();
+        let key = match read {
             Some(read) => Some(read),
             // Rewritten, or not settled by the quick read (a duplicated key: the last one wins,
             // as in the `Value` a server builds).
@@ -380,9 +381,9 @@ fn used_item(raw: &[u8], field: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Used<'a> {
         #[serde(borrow, default)]
-        name: Option<std::borrow::Cow<'a, str>>,
+        name: Option<Cow<'a, str>>,
         #[serde(borrow, default)]
-        uri: Option<std::borrow::Cow<'a, str>>,
+        uri: Option<Cow<'a, str>>,
     }
     let used = serde_json::from_slice::<Request<'_>>(raw).ok()?.params;
     match field {
