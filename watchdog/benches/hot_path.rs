@@ -105,6 +105,26 @@ fn bench(c: &mut Criterion) {
             |b, raw| b.iter(|| p.inspect(meta, raw)),
         );
     }
+
+    // The request `cargo xtask bench` sends: every request-side family gets the chance to look.
+    let call = Bytes::from_static(
+        br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"size":1024}}}"#,
+    );
+    let p = pipeline();
+    let id = Id("7".into());
+    let meta = SubjectMeta {
+        direction: Direction::ClientToServer,
+        server: "bench",
+        kind: Kind::Request,
+        method: Some("tools/call"),
+        id: Some(&id),
+    };
+    group.throughput(Throughput::Bytes(call.len() as u64));
+    group.bench_with_input(
+        BenchmarkId::new("inspect_call_request", call.len()),
+        &call,
+        |b, raw| b.iter(|| p.inspect(meta, raw)),
+    );
     group.finish();
 }
 

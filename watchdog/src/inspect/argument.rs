@@ -6,6 +6,7 @@
 //! `branch`; SQL is the purpose of a database tool's `query` and an injection in a `name`.
 
 use crate::alert::Direction;
+use crate::inspect::needle::Needle;
 use crate::inspect::text::{Role, Site};
 use crate::inspect::SubjectMeta;
 use crate::jsonrpc::Kind;
@@ -190,14 +191,17 @@ impl ArgKind {
 }
 
 /// The request methods whose arguments these families judge, as they appear in raw JSON.
-const REQUEST_METHODS: &[&[u8]] = &[
-    b"tools/call",
-    b"resources/read",
-    b"prompts/get",
-    b"completion/complete",
-    b"tools\\/call",
-    b"resources\\/read",
+static REQUEST_METHODS: [Needle; 8] = [
+    Needle::new(b"tools/call"),
+    Needle::new(b"resources/read"),
+    Needle::new(b"prompts/get"),
+    Needle::new(b"completion/complete"),
+    Needle::new(b"tools\\/call"),
+    Needle::new(b"resources\\/read"),
+    Needle::new(b"prompts\\/get"),
+    Needle::new(b"completion\\/complete"),
 ];
+static JSONRPC: Needle = Needle::new(b"\"jsonrpc\"");
 
 /// The raw check of every request-side family.
 ///
@@ -209,10 +213,8 @@ const REQUEST_METHODS: &[&[u8]] = &[
 /// match a family's trigger literals. Short strings cost little whatever runs on them.
 pub fn raw_check(raw: &[u8]) -> bool {
     let trimmed = raw.trim_ascii_start();
-    if trimmed.first() == Some(&b'{') && memchr::memmem::find(raw, b"\"jsonrpc\"").is_some() {
-        return REQUEST_METHODS
-            .iter()
-            .any(|m| memchr::memmem::find(raw, m).is_some())
+    if trimmed.first() == Some(&b'{') && JSONRPC.is_in(raw) {
+        return REQUEST_METHODS.iter().any(|m| m.is_in(raw))
             && super::argument_strings::may_carry_argument_strings(raw);
     }
     raw.len() <= 256 || raw.len() <= 1024 && !raw.contains(&b' ')

@@ -13,6 +13,7 @@ pub mod escalation;
 pub mod exfil;
 pub mod flow_guard;
 pub mod literal_scan;
+pub mod needle;
 pub mod oauth;
 pub mod param_inject;
 pub mod path;

@@ -15,7 +15,6 @@ use crate::pins::model::INSTRUCTIONS_KEY;
 use crate::pins::{Change, ItemKind, Notice, PinBook, Store};
 use crate::policy::{Action, Policy};
 use serde_json::Value;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 pub const RUG_PULL: &str = "RUG-PULL";
@@ -229,19 +228,7 @@ impl RugPull {
             _ => return,
         };
         let server = s.meta.server;
-        let read = (!s.changed()).then(|| used_item(s.raw(), field)).flatten();
-        let key = match read {
-            Some(read) => Some(read),
-            // Rewritten, or not settled by the quick read (a duplicated key: the last one wins,
-            // as in the `Value` a server builds).
-            None => s
-                .json()
-                .and_then(|v| v.get("params"))
-                .and_then(|p| p.get(field))
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-        };
-        let Some(key) = key else {
+        let Some(key) = s.request_param(field) else {
             return;
         };
         let Some((_, refusal)) = self.book.judge_use(server, kind, &key) else {
@@ -368,30 +355,6 @@ impl Inspector for RugPull {
             }
         }
     }
-}
-
-/// `params.<field>` of a request when it is a string, read without building the message as a
-/// `Value` (its arguments may be large); None when absent or not settled this way.
-fn used_item(raw: &[u8], field: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Request<'a> {
-        #[serde(borrow)]
-        params: Used<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Used<'a> {
-        #[serde(borrow, default)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        uri: Option<Cow<'a, str>>,
-    }
-    let used = serde_json::from_slice::<Request<'_>>(raw).ok()?.params;
-    match field {
-        "name" => used.name,
-        "uri" => used.uri,
-        _ => None,
-    }
-    .map(Cow::into_owned)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::visible_text::VisibleText;
 use super::SubjectMeta;
 use crate::alert::Severity;
+use crate::inspect::needle::Needle;
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
@@ -606,14 +607,14 @@ fn labelled_value_is_secret(kind: &str, value: &[u8]) -> bool {
 /// off before its END line is redacted to the end of its body. Public keys and certificates are
 /// other labels and pass.
 fn private_key_blocks(text: &[u8], found: &mut Vec<Found>) {
-    const BEGIN: &[u8] = b"-----BEGIN ";
+    static BEGIN: Needle = Needle::new(b"-----BEGIN ");
     // A BEGIN inside a block already read is part of that block: skipping it keeps this linear.
     let mut read_until = 0;
-    for at in memmem::find_iter(text, BEGIN).take(MAX_CANDIDATES) {
+    for at in BEGIN.find_iter(text).take(MAX_CANDIDATES) {
         if at < read_until {
             continue;
         }
-        let label_start = at + BEGIN.len();
+        let label_start = at + BEGIN.width();
         let label_len = text[label_start..]
             .iter()
             .take(48)
@@ -734,7 +735,8 @@ fn discord_tokens(text: &[u8], f: &mut dyn FnMut(Range<usize>) -> bool) -> bool 
 
 /// Twilio API key ids: `SK` and 32 lower-case hex digits, standing alone.
 fn twilio_key_ids(text: &[u8], f: &mut dyn FnMut(Range<usize>) -> bool) -> bool {
-    for at in memmem::find_iter(text, b"SK") {
+    static SK: Needle = Needle::new(b"SK");
+    for at in SK.find_iter(text) {
         if at > 0 && is_word(text[at - 1]) {
             continue;
         }

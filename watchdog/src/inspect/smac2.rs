@@ -11,6 +11,7 @@
 use super::smac1::instruction_like::looks_like_instruction;
 use super::smac1::response_text;
 use crate::alert::Severity;
+use crate::inspect::needle::Needle;
 use crate::inspect::text::{Hit, Normalized, Replacement, Site, TextDetector, TextView};
 use crate::inspect::SubjectMeta;
 use base64::alphabet;
@@ -161,10 +162,8 @@ fn links(text: &str) -> Vec<Link> {
             });
         }
     }
-    if memchr::memmem::find(text.as_bytes(), b"<img").is_some()
-        || text.contains("<IMG")
-        || text.contains("<Img")
-    {
+    static IMG: Needle = Needle::new(b"<img");
+    if IMG.is_in(text.as_bytes()) || text.contains("<IMG") || text.contains("<Img") {
         for c in IMG_TAG.captures_iter(text) {
             found.push(Link {
                 whole: c.get(0).expect("match").range(),

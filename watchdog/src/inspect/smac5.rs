@@ -22,6 +22,7 @@ use super::text::SharedCheck;
 use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::{Direction, Severity};
+use crate::inspect::needle::Needle;
 use context::{quote_start, quoted, sentence_around, CodeRegions};
 use std::ops::Range;
 
@@ -256,7 +257,8 @@ const DISGUISE_LEADS: [bool; 256] = {
 };
 
 fn escaped_disguise(raw: &[u8]) -> bool {
-    memchr::memmem::find(raw, b"\\u").is_some() && {
+    static ESCAPE: Needle = Needle::new(b"\\u");
+    ESCAPE.is_in(raw) && {
         let lower = raw.to_ascii_lowercase();
         ESCAPED_DISGUISES
             .iter()

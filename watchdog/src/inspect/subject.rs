@@ -3,6 +3,7 @@
 use crate::alert::{Alert, Direction};
 use crate::jsonrpc::{Id, Kind};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Where a message is and what it is, without its contents.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +57,24 @@ impl<'a> Subject<'a> {
 
     pub fn changed(&self) -> bool {
         self.changed
+    }
+
+    /// `params.<field>` of a request (`name` or `uri`) when it is a string, as the server will
+    /// read it. Read from the raw bytes without building the message as a `Value` (the
+    /// arguments beside it may be large); the parsed message decides when it was rewritten or
+    /// the quick read cannot settle it (a duplicated key: the last one wins, as in the `Value`
+    /// a server builds).
+    pub fn request_param(&mut self, field: &str) -> Option<String> {
+        if !self.changed {
+            if let Some(read) = quick_request_param(self.raw, field) {
+                return Some(read);
+            }
+        }
+        self.json()
+            .and_then(|v| v.get("params"))
+            .and_then(|p| p.get(field))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     }
 
     pub(crate) fn into_value(self) -> Option<Value> {
@@ -117,5 +136,78 @@ impl Findings {
             self.block = Some(reason.into());
             self.answer = Some(result);
         }
+    }
+}
+
+/// `params.name` or `params.uri` read with borrowed strings; None when absent or not settled.
+fn quick_request_param(raw: &[u8], field: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        params: Used<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Used<'a> {
+        #[serde(borrow, default)]
+        name: Option<Cow<'a, str>>,
+        #[serde(borrow, default)]
+        uri: Option<Cow<'a, str>>,
+    }
+    let used = serde_json::from_slice::<Request<'_>>(raw).ok()?.params;
+    match field {
+        "name" => used.name,
+        "uri" => used.uri,
+        _ => None,
+    }
+    .map(Cow::into_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(raw: &[u8]) -> Subject<'_> {
+        let meta = SubjectMeta {
+            direction: Direction::ClientToServer,
+            server: "s",
+            kind: Kind::Request,
+            method: Some("tools/call"),
+            id: None,
+        };
+        Subject::new(meta, raw)
+    }
+
+    #[test]
+    fn a_request_param_is_read_as_the_server_will_read_it() {
+        let plain = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"size":1}}}"#;
+        let mut s = request(plain);
+        assert_eq!(s.request_param("name").as_deref(), Some("echo"));
+        assert!(s.value.is_none(), "read without parsing the whole message");
+
+        let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:\/\/\/a\u0020b"}}"#;
+        assert_eq!(
+            request(escaped).request_param("uri").as_deref(),
+            Some("file:///a b")
+        );
+
+        // A duplicated key: a server's JSON object keeps the last one.
+        let twice = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name":"delete_all"}}"#;
+        assert_eq!(
+            request(twice).request_param("name").as_deref(),
+            Some("delete_all")
+        );
+
+        let not_a_string = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#;
+        assert_eq!(request(not_a_string).request_param("name"), None);
+        let absent = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#;
+        assert_eq!(request(absent).request_param("name"), None);
+    }
+
+    #[test]
+    fn a_rewritten_request_is_read_from_its_rewrite() {
+        let raw = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        let mut s = request(raw);
+        s.json_mut().unwrap()["params"]["name"] = "renamed".into();
+        assert_eq!(s.request_param("name").as_deref(), Some("renamed"));
     }
 }

@@ -41,12 +41,7 @@ impl Inspector for ToolPolicy {
         let filter = &self.filters[subject.meta.server];
         let action = policy.action(TOOL_POLICY);
         if subject.meta.kind == Kind::Request {
-            let Some(tool) = subject
-                .json()
-                .and_then(|v| v.pointer("/params/name"))
-                .and_then(|n| n.as_str())
-                .map(str::to_owned)
-            else {
+            let Some(tool) = subject.request_param("name") else {
                 return;
             };
             if filter.permits(&tool) {

@@ -9,7 +9,8 @@
 use super::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use super::SubjectMeta;
 use crate::alert::Severity;
-use memchr::{memchr_iter, memmem};
+use crate::inspect::needle::Needle;
+use memchr::memchr_iter;
 use std::ops::Range;
 
 pub const RULE: &str = "STEGO";
@@ -84,7 +85,8 @@ fn mixed_runs(text: &[u8]) -> Vec<Range<usize>> {
 /// The same count on raw JSON, where a tab is `\t` and a line break `\n`.
 fn mixed_runs_in_json(raw: &[u8]) -> usize {
     let mut count = 0;
-    for nl in memmem::find_iter(raw, br"\n") {
+    static ESCAPED_LINE_BREAK: Needle = Needle::new(br"\n");
+    for nl in ESCAPED_LINE_BREAK.find_iter(raw) {
         let mut end = nl;
         if raw[..end].ends_with(br"\r") {
             end -= 2;

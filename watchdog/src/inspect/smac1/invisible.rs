@@ -8,6 +8,7 @@
 
 use super::{response_text, RULE};
 use crate::alert::Severity;
+use crate::inspect::needle::Needle;
 use crate::inspect::text::normalize::is_invisible;
 use crate::inspect::text::{Hit, Replacement, Role, Site, TextDetector, TextView};
 use crate::inspect::SubjectMeta;
@@ -45,7 +46,9 @@ impl TextDetector for InvisibleCharacters {
 
     fn raw_check(&self, raw: &[u8]) -> bool {
         // UTF-8 of U+E0000..E007F is F3 A0 80|81 xx; of U+E0100..E01EF, F3 A0 84..87 xx.
-        memchr::memmem::find_iter(raw, b"\xF3\xA0")
+        static TAG_OR_SELECTOR_LEAD: Needle = Needle::new(b"\xF3\xA0");
+        TAG_OR_SELECTOR_LEAD
+            .find_iter(raw)
             .any(|at| matches!(raw.get(at + 2), Some(0x80 | 0x81 | 0x84..=0x87)))
     }
 
