@@ -42,6 +42,17 @@ fn pipeline() -> Pipeline {
     watchdog::inspect::registry::pipeline_for(Policy::new(Mode::Enforce, HashMap::new()), filters)
 }
 
+/// A `tools/call` request or its response, to or from the bench's server.
+fn tools_call(direction: Direction, kind: Kind, id: &Id) -> SubjectMeta<'_> {
+    SubjectMeta {
+        direction,
+        server: "bench",
+        kind,
+        method: Some("tools/call"),
+        id: Some(id),
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -85,13 +96,7 @@ fn bench(c: &mut Criterion) {
 
         let p = pipeline();
         let id = Id("42".into());
-        let meta = SubjectMeta {
-            direction: Direction::ServerToClient,
-            server: "bench",
-            kind: Kind::Result,
-            method: Some("tools/call"),
-            id: Some(&id),
-        };
+        let meta = tools_call(Direction::ServerToClient, Kind::Result, &id);
         group.bench_with_input(
             BenchmarkId::new("inspect_tool_result", size),
             &raw,
@@ -112,13 +117,7 @@ fn bench(c: &mut Criterion) {
     );
     let p = pipeline();
     let id = Id("7".into());
-    let meta = SubjectMeta {
-        direction: Direction::ClientToServer,
-        server: "bench",
-        kind: Kind::Request,
-        method: Some("tools/call"),
-        id: Some(&id),
-    };
+    let meta = tools_call(Direction::ClientToServer, Kind::Request, &id);
     group.throughput(Throughput::Bytes(call.len() as u64));
     group.bench_with_input(
         BenchmarkId::new("inspect_call_request", call.len()),

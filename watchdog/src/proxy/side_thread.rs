@@ -62,34 +62,30 @@ impl SideThread {
 /// yielding costs the proxy up to this much CPU after each large message.
 const LINGER: Duration = Duration::from_micros(200);
 
-/// The next job, waiting awake (yielding) for up to [`LINGER`] before sleeping; None once the
-/// `SideThread` is gone.
+/// The next job, or None once the `SideThread` is gone.
 fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
-    let until = Instant::now() + LINGER;
-    loop {
-        match queue.try_recv() {
-            Ok(job) => return Some(job),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
-            Err(mpsc::TryRecvError::Empty) => return queue.recv().ok(),
-        }
-    }
+    receive_awake_for(queue, LINGER)
 }
 
 /// How long the caller stays awake for the side part before it sleeps: its part is usually done
 /// within this, and being woken again costs as much as a small part (~20 µs measured on a VM).
 const AWAKE_WAIT: Duration = Duration::from_micros(200);
 
-/// The side part's result, or None if the side thread dropped it. Yields rather than spins, so
-/// that a side thread queued on this very CPU gets it.
+/// The side part's result, or None if the side thread dropped it.
 fn wait_briefly_awake<T>(result: &mpsc::Receiver<T>) -> Option<T> {
-    let until = Instant::now() + AWAKE_WAIT;
+    receive_awake_for(result, AWAKE_WAIT)
+}
+
+/// Receives, staying awake for up to `awake` before sleeping; None once the sender is gone.
+/// Yields rather than spins, so that a thread queued on this very CPU gets it.
+fn receive_awake_for<T>(from: &mpsc::Receiver<T>, awake: Duration) -> Option<T> {
+    let until = Instant::now() + awake;
     loop {
-        match result.try_recv() {
-            Ok(b) => return Some(b),
+        match from.try_recv() {
+            Ok(item) => return Some(item),
             Err(mpsc::TryRecvError::Disconnected) => return None,
             Err(mpsc::TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
-            Err(mpsc::TryRecvError::Empty) => return result.recv().ok(),
+            Err(mpsc::TryRecvError::Empty) => return from.recv().ok(),
         }
     }
 }
