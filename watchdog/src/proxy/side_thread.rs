@@ -22,7 +22,8 @@ impl SideThread {
         std::thread::Builder::new()
             .name("mcp-watchdog-side".into())
             .spawn(move || {
-                while let Some(job) = next_job(&queue) {
+                let mut queue = JobQueue::new(queue);
+                while let Some(job) = queue.next() {
                     // A job that panics drops its result sender; the caller then runs it itself.
                     let _ = catch_unwind(AssertUnwindSafe(job));
                 }
@@ -55,16 +56,49 @@ impl SideThread {
     }
 }
 
-/// How long the side thread stays awake for the next job after one. Large messages come in runs
-/// (a client reading several files, pages of results), and one that finds the thread parked
-/// waits for it to wake (~20 µs measured, more when its CPU had gone idle). Back to back 64 KiB
-/// round trips measured p50 ~185 µs with the thread parking, ~125 µs with it staying awake; the
-/// yielding costs the proxy up to this much CPU after each large message.
+/// How long the side thread stays awake for the next job after one, within a run of large
+/// messages (a client reading several files, pages of results). A job that finds the thread
+/// parked waits for it to wake (~20 µs measured, more when its CPU had gone idle). Back to back
+/// 64 KiB round trips measured p50 ~185 µs with the thread parking, ~125 µs with it staying
+/// awake; the yielding costs the proxy up to this much CPU after each large message of a run.
 const LINGER: Duration = Duration::from_micros(200);
 
-/// The next job, or None once the `SideThread` is gone.
-fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
-    receive_awake_for(queue, LINGER)
+/// Jobs this close together make a run; after a job that came alone the thread parks at once,
+/// so an occasional large message costs no idle CPU.
+const RUN_GAP: Duration = Duration::from_millis(10);
+
+/// The side thread's end of the job queue.
+struct JobQueue {
+    jobs: mpsc::Receiver<Job>,
+    last_job: Option<Instant>,
+    linger: Duration,
+}
+
+impl JobQueue {
+    fn new(jobs: mpsc::Receiver<Job>) -> JobQueue {
+        JobQueue {
+            jobs,
+            last_job: None,
+            linger: Duration::ZERO,
+        }
+    }
+
+    /// The next job, or None once the `SideThread` is gone.
+    fn next(&mut self) -> Option<Job> {
+        let job = receive_awake_for(&self.jobs, self.linger)?;
+        let now = Instant::now();
+        self.linger = linger_after(self.last_job, now);
+        self.last_job = Some(now);
+        Some(job)
+    }
+}
+
+/// How long to stay awake after a job received at `now`, the one before it at `previous`.
+fn linger_after(previous: Option<Instant>, now: Instant) -> Duration {
+    match previous {
+        Some(previous) if now.duration_since(previous) <= RUN_GAP => LINGER,
+        _ => Duration::ZERO,
+    }
 }
 
 /// How long the caller stays awake for the side part before it sleeps: its part is usually done
@@ -125,24 +159,38 @@ mod tests {
         let (jobs, queue) = mpsc::channel::<Job>();
         let (ran, seen) = mpsc::channel::<u32>();
         let waiter = std::thread::spawn(move || {
+            let mut queue = JobQueue::new(queue);
             let mut taken = 0;
-            while let Some(job) = next_job(&queue) {
+            while let Some(job) = queue.next() {
                 job();
                 taken += 1;
             }
             taken
         });
-        for n in 0..3 {
+        for n in 0..4 {
             let ran = ran.clone();
             jobs.send(Box::new(move || ran.send(n).unwrap())).unwrap();
             assert_eq!(seen.recv().unwrap(), n);
-            if n == 1 {
+            if n == 2 {
                 // Past the linger: the next job finds the thread asleep in recv.
                 std::thread::sleep(LINGER * 5);
             }
         }
         drop(jobs);
-        assert_eq!(waiter.join().unwrap(), 3);
+        assert_eq!(waiter.join().unwrap(), 4);
+    }
+
+    #[test]
+    fn the_thread_stays_awake_only_within_a_run_of_jobs() {
+        let now = Instant::now() + RUN_GAP * 10;
+        assert_eq!(linger_after(None, now), Duration::ZERO, "a first job");
+        assert_eq!(linger_after(Some(now - RUN_GAP / 4), now), LINGER);
+        assert_eq!(linger_after(Some(now - RUN_GAP), now), LINGER);
+        assert_eq!(
+            linger_after(Some(now - RUN_GAP * 3), now),
+            Duration::ZERO,
+            "a job that came alone"
+        );
     }
 
     #[test]
