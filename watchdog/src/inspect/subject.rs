@@ -23,6 +23,8 @@ pub struct Subject<'a> {
     value: Option<Value>,
     unparsable: bool,
     changed: bool,
+    /// `params.name` and `params.uri` as read from `raw` once (several inspectors ask).
+    quick_params: Option<Option<QuickParams>>,
 }
 
 impl<'a> Subject<'a> {
@@ -33,6 +35,7 @@ impl<'a> Subject<'a> {
             value: None,
             unparsable: false,
             changed: false,
+            quick_params: None,
         }
     }
 
@@ -59,15 +62,24 @@ impl<'a> Subject<'a> {
         self.changed
     }
 
-    /// `params.<field>` of a request (`name` or `uri`) when it is a string, as the server will
-    /// read it. Read from the raw bytes without building the message as a `Value` (the
-    /// arguments beside it may be large); the parsed message decides when it was rewritten or
-    /// the quick read cannot settle it (a duplicated key: the last one wins, as in the `Value`
-    /// a server builds).
+    /// `params.<field>` of a request when it is a string, as the server will read it. `name`
+    /// and `uri` are read from the raw bytes without building the message as a `Value` (the
+    /// arguments beside them may be large); the parsed message decides for other fields, when
+    /// the message was rewritten, or when the quick read cannot settle it (a duplicated key:
+    /// the last one wins, as in the `Value` a server builds).
     pub fn request_param(&mut self, field: &str) -> Option<String> {
         if !self.changed {
-            if let Some(read) = quick_request_param(self.raw, field) {
-                return Some(read);
+            let raw = self.raw;
+            let quick = self
+                .quick_params
+                .get_or_insert_with(|| QuickParams::read(raw));
+            if let Some(q) = quick {
+                // Settled: absent here is absent in the parsed message too.
+                match field {
+                    "name" => return q.name.clone(),
+                    "uri" => return q.uri.clone(),
+                    _ => {}
+                }
             }
         }
         self.json()
@@ -139,27 +151,34 @@ impl Findings {
     }
 }
 
-/// `params.name` or `params.uri` read with borrowed strings; None when absent or not settled.
-fn quick_request_param(raw: &[u8], field: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Request<'a> {
-        #[serde(borrow)]
-        params: Used<'a>,
+/// `params.name` and `params.uri` of a request, where they are strings.
+struct QuickParams {
+    name: Option<String>,
+    uri: Option<String>,
+}
+
+impl QuickParams {
+    /// Read with borrowed strings; None when the quick read cannot settle them (not an object
+    /// with `params`, a duplicated key, a value that is not a string).
+    fn read(raw: &[u8]) -> Option<QuickParams> {
+        #[derive(serde::Deserialize)]
+        struct Request<'a> {
+            #[serde(borrow)]
+            params: Used<'a>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Used<'a> {
+            #[serde(borrow, default)]
+            name: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            uri: Option<Cow<'a, str>>,
+        }
+        let used = serde_json::from_slice::<Request<'_>>(raw).ok()?.params;
+        Some(QuickParams {
+            name: used.name.map(Cow::into_owned),
+            uri: used.uri.map(Cow::into_owned),
+        })
     }
-    #[derive(serde::Deserialize)]
-    struct Used<'a> {
-        #[serde(borrow, default)]
-        name: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        uri: Option<Cow<'a, str>>,
-    }
-    let used = serde_json::from_slice::<Request<'_>>(raw).ok()?.params;
-    match field {
-        "name" => used.name,
-        "uri" => used.uri,
-        _ => None,
-    }
-    .map(Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -182,6 +201,12 @@ mod tests {
         let plain = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"size":1}}}"#;
         let mut s = request(plain);
         assert_eq!(s.request_param("name").as_deref(), Some("echo"));
+        assert_eq!(
+            s.request_param("name").as_deref(),
+            Some("echo"),
+            "asked again"
+        );
+        assert_eq!(s.request_param("uri"), None);
         assert!(s.value.is_none(), "read without parsing the whole message");
 
         let escaped = br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:\/\/\/a\u0020b"}}"#;

@@ -172,9 +172,9 @@ impl PinBook {
     ) -> Option<(ServerIdentity, Refusal)> {
         let mut st = self.lock();
         self.refresh(&mut st, false);
-        let who = st.identities.get(server)?.clone();
-        let refusal = judge::judge_use(&st.file, &who, kind, key)?;
-        Some((who, refusal))
+        let who = st.identities.get(server)?;
+        let refusal = judge::judge_use(&st.file, who, kind, key)?;
+        Some((who.clone(), refusal))
     }
 
     /// Problems with the file since the last call.
