@@ -87,7 +87,11 @@ impl AsyncRead for Stdin {
             Stdin::Portable(s) => Pin::new(s).poll_read(cx, buf),
             Stdin::Reactor(fd) => loop {
                 let mut guard = ready!(fd.poll_read_ready(cx))?;
-                let unfilled = buf.initialize_unfilled();
+                // Read into the spare capacity as it is: zeroing it first (`initialize_unfilled`)
+                // cost a 64 KiB memset per read, 2% of the proxy's instructions under load.
+                // SAFETY: the kernel only writes into the buffer, and we mark initialized only
+                // the `n` bytes it reports written.
+                let unfilled = unsafe { buf.unfilled_mut() };
                 let res = guard.try_io(|inner| {
                     let n = unsafe {
                         libc::read(
@@ -104,6 +108,7 @@ impl AsyncRead for Stdin {
                 });
                 match res {
                     Ok(Ok(n)) => {
+                        unsafe { buf.assume_init(n) };
                         buf.advance(n);
                         return Poll::Ready(Ok(()));
                     }
