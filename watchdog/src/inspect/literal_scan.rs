@@ -197,8 +197,8 @@ impl LiteralScan {
     }
 
     /// The same for the last, shorter stretch (bytes past the end count as zero): the block
-    /// routine on a zero-padded copy. Position by position it cost as much as a whole block per
-    /// byte, and on 1 KiB messages the tail was a twentieth of the proxy's instructions.
+    /// routine on a zero-padded copy. Done position by position, the tails of 1 KiB messages
+    /// took about 4% of the proxy's instructions under load.
     fn tail_mask(&self, tail: &[u8]) -> u64 {
         let len = tail.len().min(WINDOW);
         let mut padded = [0u8; WINDOW];
