@@ -186,9 +186,18 @@ const TRIGGERS: &[&str] = &[
 
 /// JSON escapes of characters that disguise words: Greek and Cyrillic look-alikes, fullwidth
 /// forms, mathematical letters, tag characters, invisible characters.
-const ESCAPED_DISGUISES: &[&str] = &[
-    "\\u03", "\\u04", "\\u00ad", "\\u034f", "\\u200", "\\u202", "\\u206", "\\ufeff", "\\uff",
-    "\\ud835", "\\udb40",
+static ESCAPED_DISGUISES: [Needle; 11] = [
+    Needle::new(b"\\u03"),
+    Needle::new(b"\\u04"),
+    Needle::new(b"\\u00ad"),
+    Needle::new(b"\\u034f"),
+    Needle::new(b"\\u200"),
+    Needle::new(b"\\u202"),
+    Needle::new(b"\\u206"),
+    Needle::new(b"\\ufeff"),
+    Needle::new(b"\\uff"),
+    Needle::new(b"\\ud835"),
+    Needle::new(b"\\udb40"),
 ];
 
 /// Whether raw bytes carry a disguised word: a Latin letter next to a Greek or Cyrillic one, a
@@ -260,9 +269,7 @@ fn escaped_disguise(raw: &[u8]) -> bool {
     static ESCAPE: Needle = Needle::new(b"\\u");
     ESCAPE.is_in(raw) && {
         let lower = raw.to_ascii_lowercase();
-        ESCAPED_DISGUISES
-            .iter()
-            .any(|e| memchr::memmem::find(&lower, e.as_bytes()).is_some())
+        ESCAPED_DISGUISES.iter().any(|e| e.is_in(&lower))
     }
 }
 
