@@ -751,16 +751,24 @@ impl Actor for Drift {
 impl Handler<super::Observations> for Drift {
     type Result = ();
 
-    fn handle(&mut self, batch: super::Observations, ctx: &mut Context<Self>) {
-        super::each_observation(self, batch, ctx);
+    fn handle(&mut self, batch: super::Observations, _: &mut Context<Self>) {
+        for o in batch.iter() {
+            self.learn_or_judge(o);
+        }
     }
 }
 
 impl Handler<Observation> for Drift {
     type Result = ();
 
-    fn handle(&mut self, o: Observation, _ctx: &mut Context<Self>) {
-        let v = self.state.observe(&o);
+    fn handle(&mut self, o: Observation, _: &mut Context<Self>) {
+        self.learn_or_judge(&o);
+    }
+}
+
+impl Drift {
+    fn learn_or_judge(&mut self, o: &Observation) {
+        let v = self.state.observe(o);
         if let (Some((server, baseline)), Some(store)) = (v.completed, &self.store) {
             if let Err(e) = store.save(&server, &baseline) {
                 tracing::warn!("cannot save the baseline of {server}: {e:#}");

@@ -571,8 +571,10 @@ impl Actor for Semantic {
 impl Handler<super::Observations> for Semantic {
     type Result = ();
 
-    fn handle(&mut self, batch: super::Observations, ctx: &mut Context<Self>) {
-        super::each_observation(self, batch, ctx);
+    fn handle(&mut self, batch: super::Observations, _: &mut Context<Self>) {
+        for o in batch.iter() {
+            self.consider(o);
+        }
     }
 }
 
@@ -580,6 +582,13 @@ impl Handler<Observation> for Semantic {
     type Result = ();
 
     fn handle(&mut self, o: Observation, _: &mut Context<Self>) {
+        self.consider(&o);
+    }
+}
+
+impl Semantic {
+    /// Sends the texts of a tool result (or list) to the classifier, unless held already.
+    fn consider(&mut self, o: &Observation) {
         if o.blocked || o.direction != Direction::ServerToClient || o.kind != Kind::Result {
             return;
         }
@@ -587,7 +596,7 @@ impl Handler<Observation> for Semantic {
         if self.hold.is_some() && o.method.as_deref() == Some("tools/call") {
             return;
         }
-        for item in self.items(&o) {
+        for item in self.items(o) {
             self.judge(o.server.clone(), item);
         }
     }
