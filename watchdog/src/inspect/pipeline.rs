@@ -63,18 +63,37 @@ struct SharedLiterals {
     users: Vec<bool>,
 }
 
+/// A set of inspectors by index: a message's scan records which it woke without allocating.
+#[derive(Clone, Copy, Default)]
+struct InspectorSet(u128);
+
+impl InspectorSet {
+    /// More inspectors than this is a build error of the registry, caught by its tests.
+    const CAPACITY: usize = 128;
+
+    /// Adds `i`; whether it was new.
+    fn insert(&mut self, i: usize) -> bool {
+        let bit = 1u128 << i;
+        let new = self.0 & bit == 0;
+        self.0 |= bit;
+        new
+    }
+
+    fn contains(self, i: usize) -> bool {
+        self.0 & (1u128 << i) != 0
+    }
+}
+
 /// What the shared scan found in one message.
 struct Scanned {
-    woken: Vec<bool>,
+    woken: InspectorSet,
     /// Present when there are observed literals.
     observed: Option<Vec<u32>>,
 }
 
 impl Scanned {
     fn merge(mut self, other: Scanned) -> Scanned {
-        for (w, o) in self.woken.iter_mut().zip(other.woken) {
-            *w |= o;
-        }
+        self.woken.0 |= other.woken.0;
         if let (Some(mine), Some(theirs)) = (&mut self.observed, other.observed) {
             mine.extend(theirs);
             mine.sort_unstable();
@@ -119,6 +138,11 @@ impl Prescan {
 
 impl SharedLiterals {
     fn new(inspectors: &[Box<dyn Inspector>], direction: Direction, observed: &[String]) -> Self {
+        assert!(
+            inspectors.len() <= InspectorSet::CAPACITY,
+            "a pipeline holds at most {} inspectors",
+            InspectorSet::CAPACITY
+        );
         let mut by_literal: BTreeMap<String, (Vec<usize>, Vec<u32>)> = BTreeMap::new();
         let mut users = vec![false; inspectors.len()];
         for (i, inspector) in inspectors.iter().enumerate() {
@@ -169,7 +193,7 @@ impl SharedLiterals {
     /// Which inspectors' literals occur in `raw`, and which observed ones. Without observed
     /// literals the scan stops once every inspector is woken; with them it reads to the end.
     fn scan(&self, raw: &[u8]) -> Scanned {
-        let mut woken = vec![false; self.users.len()];
+        let mut woken = InspectorSet::default();
         let Some(scan) = &self.scan else {
             return Scanned {
                 woken,
@@ -181,8 +205,7 @@ impl SharedLiterals {
         let mut found = 0;
         scan.for_each(raw, |pattern| {
             for &i in &self.owners[pattern] {
-                if !woken[i] {
-                    woken[i] = true;
+                if woken.insert(i) {
                     found += 1;
                 }
             }
@@ -304,7 +327,10 @@ impl Pipeline {
                 continue;
             }
             let concerned = if shared.users[i] {
-                scanned.get_or_insert_with(|| shared.scan(raw)).woken[i]
+                scanned
+                    .get_or_insert_with(|| shared.scan(raw))
+                    .woken
+                    .contains(i)
                     || beyond.as_ref().map_or_else(
                         || inspector.prefilter_beyond_literals(meta.direction, raw),
                         |b| b[i],
@@ -378,6 +404,16 @@ fn fill_context(mut alert: Alert, meta: &SubjectMeta<'_>) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inspector_set_holds_each_index_once() {
+        let mut set = InspectorSet::default();
+        assert!(set.insert(0));
+        assert!(set.insert(InspectorSet::CAPACITY - 1));
+        assert!(!set.insert(0), "already there");
+        assert!(set.contains(0) && set.contains(InspectorSet::CAPACITY - 1));
+        assert!(!set.contains(1) && !set.contains(64));
+    }
     use crate::alert::Direction;
     use crate::jsonrpc::Kind;
 

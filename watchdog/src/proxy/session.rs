@@ -17,7 +17,7 @@ use crate::inspect::{Outcome, Pipeline, Prescan, SubjectMeta};
 use crate::jsonrpc::error::{code, error_response};
 use crate::jsonrpc::head::read_head;
 use crate::jsonrpc::{Frame, Id, Kind, Message, MessageError, Parsed};
-use crate::mcp::methods::{CANCELLED, TOOLS_CALL};
+use crate::mcp::methods::{shared_name, CANCELLED, TOOLS_CALL};
 use crate::mcp::ListMethod;
 use crate::supervisor::upstream::{ToServer, Upstream};
 use actix::prelude::*;
@@ -128,6 +128,7 @@ pub struct Session {
     /// The observed literals the pipeline found in the last message it passed unchanged, with
     /// where those bytes are: handed to the analyzers if that message is the one observed next.
     last_scan: Option<LastScan>,
+    no_literals: Arc<[u32]>,
     /// Shares the parsing and scanning of large frames; None if it could not be started.
     side: Option<SideThread>,
     /// The shared literal scan of the frame just parsed, done alongside its parsing.
@@ -182,6 +183,7 @@ impl Session {
             next_internal: 0,
             drain_waiters: Vec::new(),
             last_scan: None,
+            no_literals: Arc::from([]),
             side: SideThread::spawn()
                 .inspect_err(|e| tracing::warn!("no side thread for large messages: {e}"))
                 .ok(),
@@ -209,7 +211,7 @@ impl Session {
         upstream: usize,
         direction: Direction,
         kind: Kind,
-        method: Option<&str>,
+        method: Option<Arc<str>>,
         raw: &Bytes,
         blocked: bool,
     ) {
@@ -226,7 +228,7 @@ impl Session {
             server: self.upstreams[upstream].name.clone(),
             direction,
             kind,
-            method: method.map(Arc::from),
+            method,
             raw: raw.clone(),
             blocked,
             literals,
@@ -284,7 +286,12 @@ impl Session {
         self.last_scan = match (&inspection.outcome, inspection.observed) {
             (Outcome::Pass, Some(found)) => Some(LastScan {
                 message: raw.clone(),
-                literals: found.into(),
+                // Most messages hold none: they share one list, not one allocation each.
+                literals: if found.is_empty() {
+                    self.no_literals.clone()
+                } else {
+                    found.into()
+                },
             }),
             _ => None,
         };
@@ -438,7 +445,7 @@ impl Session {
     }
 
     fn client_request(&mut self, m: Message, ctx: &mut Context<Self>) {
-        let method: Arc<str> = m.method().unwrap_or_default().into();
+        let method = shared_name(m.method().unwrap_or_default());
         let client_id = m.id.clone().expect("requests have ids");
         let whole: Option<Value> = if self.is_wrap() {
             None
@@ -520,7 +527,7 @@ impl Session {
                     upstream,
                     Direction::ClientToServer,
                     Kind::Request,
-                    Some(&method),
+                    Some(method.clone()),
                     &msg.raw,
                     true,
                 );
@@ -533,7 +540,7 @@ impl Session {
                     upstream,
                     Direction::ClientToServer,
                     Kind::Request,
-                    Some(&method),
+                    Some(method.clone()),
                     &msg.raw,
                     true,
                 );
@@ -545,7 +552,7 @@ impl Session {
             upstream,
             Direction::ClientToServer,
             Kind::Request,
-            Some(&method),
+            Some(method.clone()),
             &msg.raw,
             false,
         );
@@ -719,7 +726,7 @@ impl Session {
             upstream,
             Direction::ClientToServer,
             Kind::Notification,
-            msg.method(),
+            msg.method().map(shared_name),
             &msg.raw,
             false,
         );
@@ -875,7 +882,7 @@ impl Session {
                     upstream,
                     Direction::ServerToClient,
                     Kind::Request,
-                    m.method(),
+                    m.method().map(shared_name),
                     &m.raw,
                     true,
                 );
@@ -896,7 +903,7 @@ impl Session {
                     upstream,
                     Direction::ServerToClient,
                     Kind::Request,
-                    m.method(),
+                    m.method().map(shared_name),
                     &m.raw,
                     true,
                 );
@@ -928,7 +935,7 @@ impl Session {
             upstream,
             Direction::ServerToClient,
             Kind::Request,
-            msg.method(),
+            msg.method().map(shared_name),
             &msg.raw,
             false,
         );
@@ -952,7 +959,7 @@ impl Session {
                     upstream,
                     Direction::ServerToClient,
                     Kind::Notification,
-                    m.method(),
+                    m.method().map(shared_name),
                     &m.raw,
                     true,
                 );
@@ -982,7 +989,7 @@ impl Session {
             upstream,
             Direction::ServerToClient,
             Kind::Notification,
-            msg.method(),
+            msg.method().map(shared_name),
             &msg.raw,
             false,
         );
@@ -1053,7 +1060,7 @@ impl Session {
             upstream,
             Direction::ServerToClient,
             forwarded.as_ref().map_or(Kind::Error, |f| f.kind),
-            Some(&pending.method),
+            Some(pending.method.clone()),
             forwarded.as_ref().map_or(&Bytes::new(), |f| &f.raw),
             forwarded.is_none(),
         );
