@@ -1,7 +1,12 @@
 //! Requests in flight: which upstream holds which id, and who waits for the answer.
+//!
+//! Every request passes through these tables twice, so they hash with foldhash (seeded per
+//! process, several times cheaper than SipHash on short ids).
 
 use crate::jsonrpc::Id;
-use std::collections::{HashMap, VecDeque};
+use foldhash::HashMap;
+use smallvec::SmallVec;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Requests one upstream may have outstanding before new ones are refused.
@@ -26,15 +31,15 @@ pub struct Pending {
 #[derive(Debug, Default)]
 pub struct PendingRequests {
     per_upstream: Vec<HashMap<Id, Pending>>,
-    /// Client id → where it went, for cancellation.
-    by_client: HashMap<Id, Vec<(usize, Id)>>,
+    /// Client id → where it went, for cancellation (one place, unless fanned out).
+    by_client: HashMap<Id, SmallVec<[(usize, Id); 1]>>,
 }
 
 impl PendingRequests {
     pub fn new(upstreams: usize) -> Self {
         PendingRequests {
-            per_upstream: vec![HashMap::new(); upstreams],
-            by_client: HashMap::new(),
+            per_upstream: vec![HashMap::default(); upstreams],
+            by_client: HashMap::default(),
         }
     }
 
@@ -79,7 +84,7 @@ impl PendingRequests {
     pub fn routes_of(&self, client_id: &Id) -> &[(usize, Id)] {
         self.by_client
             .get(client_id)
-            .map(Vec::as_slice)
+            .map(SmallVec::as_slice)
             .unwrap_or(&[])
     }
 
