@@ -324,13 +324,6 @@ fn start(settings: Settings) -> anyhow::Result<()> {
     let supervisor_ctx = Context::<Supervisor>::new();
     let mut session_ctx = Context::<Session>::new();
     let trees = ProcessTrees::new();
-    let (analyzers, hold) = analyzers(&settings, &alerts);
-    let mut pipeline = crate::inspect::registry::pipeline(&settings);
-    if drift_enabled(&settings) {
-        // DRIFT's markers come from the pipeline's scan: a tool result is read once.
-        pipeline.observe_literals(crate::analyze::drift::observed_literals());
-    }
-    let pipeline = Arc::new(pipeline);
     let upstreams: Vec<Addr<Upstream>> = (0..settings.servers.len())
         .map(|i| {
             Upstream::new(
@@ -342,7 +335,6 @@ fn start(settings: Settings) -> anyhow::Result<()> {
                 trees.clone(),
             )
             .with_fs_monitor(fs_monitor.clone())
-            .with_read_ahead(pipeline.clone())
             .start()
         })
         .collect();
@@ -356,11 +348,17 @@ fn start(settings: Settings) -> anyhow::Result<()> {
             addr: addr.clone(),
         })
         .collect();
+    let (analyzers, hold) = analyzers(&settings, &alerts);
+    let mut pipeline = crate::inspect::registry::pipeline(&settings);
+    if drift_enabled(&settings) {
+        // DRIFT's markers come from the pipeline's scan: a tool result is read once.
+        pipeline.observe_literals(crate::analyze::drift::observed_literals());
+    }
     let session = Session::new(SessionParts {
         upstreams: links,
         client_out,
         client_writer,
-        pipeline,
+        pipeline: Arc::new(pipeline),
         alerts: alerts.clone(),
         analyzers,
         hold,

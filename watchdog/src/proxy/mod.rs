@@ -2,7 +2,6 @@
 
 pub mod merge;
 pub mod pending;
-pub mod read_ahead;
 pub mod routing;
 pub mod session;
 pub mod side_thread;

@@ -19,7 +19,6 @@ use crate::jsonrpc::head::read_head;
 use crate::jsonrpc::{Frame, Id, Kind, Message, MessageError, Parsed};
 use crate::mcp::methods::{shared_name, CANCELLED, TOOLS_CALL};
 use crate::mcp::ListMethod;
-use crate::proxy::read_ahead::Prepared;
 use crate::supervisor::upstream::{ToServer, Upstream};
 use actix::prelude::*;
 use bytes::Bytes;
@@ -41,12 +40,13 @@ pub struct UpstreamEvent {
 }
 
 pub enum UpstreamEventKind {
-    /// A frame of the server's output, parsed and scanned already when small.
-    Frame(Frame, Option<Prepared>),
+    Frame(Frame),
     /// The server is (again) ready for traffic.
     Up,
     /// The server exited; `restarting` says whether it will come back.
-    Down { restarting: bool },
+    Down {
+        restarting: bool,
+    },
     /// A message the upstream could not deliver (server failed or its queue was full).
     Undelivered(Message),
 }
@@ -259,21 +259,6 @@ impl Session {
         );
         self.prescan = Some(head.merge(tail));
         parsed
-    }
-
-    /// A server's frame as the reading thread prepared it, else parsed here.
-    fn parse_prepared(
-        &mut self,
-        raw: &Bytes,
-        prepared: Option<Prepared>,
-    ) -> Result<Parsed, MessageError> {
-        match prepared {
-            Some(p) => {
-                self.prescan = Some(p.prescan);
-                p.parsed
-            }
-            None => self.parse(raw, Direction::ServerToClient),
-        }
     }
 
     /// Runs the inline inspectors over a message on its way to or from `upstream` and raises
@@ -812,13 +797,7 @@ impl Session {
 
     // ---- server → client ---------------------------------------------------------------
 
-    fn upstream_frame(
-        &mut self,
-        upstream: usize,
-        frame: Frame,
-        prepared: Option<Prepared>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn upstream_frame(&mut self, upstream: usize, frame: Frame, ctx: &mut Context<Self>) {
         match frame {
             Frame::Oversize { len, head } => {
                 let h = read_head(&head);
@@ -847,7 +826,7 @@ impl Session {
                     }
                 }
             }
-            Frame::Line(raw) => match self.parse_prepared(&raw, prepared) {
+            Frame::Line(raw) => match self.parse(&raw, Direction::ServerToClient) {
                 Ok(Parsed::Single(m)) => self.on_upstream_message(upstream, m, ctx),
                 Ok(Parsed::Batch(items)) => {
                     for item in items {
@@ -1260,9 +1239,7 @@ impl Handler<UpstreamEvent> for Session {
 
     fn handle(&mut self, ev: UpstreamEvent, ctx: &mut Context<Self>) {
         match ev.event {
-            UpstreamEventKind::Frame(frame, prepared) => {
-                self.upstream_frame(ev.upstream, frame, prepared, ctx)
-            }
+            UpstreamEventKind::Frame(frame) => self.upstream_frame(ev.upstream, frame, ctx),
             UpstreamEventKind::Up => {
                 tracing::debug!("upstream {} is up", self.upstreams[ev.upstream].name)
             }

@@ -11,10 +11,8 @@ use crate::alert::{ActionTaken, Alert, AlertSink, RaiseAlert, Severity};
 use crate::config::{Server, Settings};
 use crate::fsmon::monitor::{FsMonitor, Quarantine, UnwatchTree, WatchTree};
 use crate::fsmon::WatchScope;
-use crate::inspect::Pipeline;
 use crate::jsonrpc::{frame_stream, Frame, Id, Kind, Message, Parsed};
 use crate::mcp::methods::{INITIALIZE, INITIALIZED};
-use crate::proxy::read_ahead::{self, Prepared, ReadItem};
 use crate::proxy::session::{UpstreamEvent, UpstreamEventKind};
 use crate::proxy::stdio::{spawn_line_writer, widen_pipe};
 use crate::sandbox::scope::{RUNTIME_WRITE_DIRS, RUNTIME_WRITE_FILES};
@@ -22,7 +20,6 @@ use crate::sandbox::sensitive::{real_path, SensitiveSet};
 use crate::sandbox::{first_unavailable_notice, Confinement, LandlockState, SCOPE_L4};
 use actix::prelude::*;
 use bytes::Bytes;
-use futures_util::stream::LocalBoxStream;
 use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
@@ -32,7 +29,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
 
 /// Messages held while a server restarts; beyond this they are refused.
 const MAX_QUEUED: usize = 4096;
@@ -90,7 +86,6 @@ struct Life {
 struct StdoutItem {
     generation: u64,
     item: Option<std::io::Result<Frame>>,
-    prepared: Option<Prepared>,
 }
 
 pub struct Upstream {
@@ -113,8 +108,6 @@ pub struct Upstream {
     last_status: Option<ExitStatus>,
     stop_waiters: Vec<oneshot::Sender<Option<ExitStatus>>>,
     fs: Option<Addr<FsMonitor>>,
-    /// What the reading thread prepares frames for; `None`: frames are read on this thread.
-    read_ahead: Option<Arc<Pipeline>>,
     strict: bool,
     /// Killed by strict mode: never restarted.
     quarantined: bool,
@@ -150,7 +143,6 @@ impl Upstream {
             last_status: None,
             stop_waiters: Vec::new(),
             fs: None,
-            read_ahead: None,
             strict: settings.strict,
             quarantined: false,
         }
@@ -160,44 +152,6 @@ impl Upstream {
     pub fn with_fs_monitor(mut self, monitor: Option<Addr<FsMonitor>>) -> Self {
         self.fs = monitor;
         self
-    }
-
-    /// Reads the server's output on a thread of its own that also parses and scans it for
-    /// `pipeline`'s inspection (see [`crate::proxy::read_ahead`]).
-    pub fn with_read_ahead(mut self, pipeline: Arc<Pipeline>) -> Self {
-        self.read_ahead = Some(pipeline);
-        self
-    }
-
-    /// The frames of a life's stdout: from a reading thread when there is a pipeline to read
-    /// ahead for, else read on this thread.
-    fn stdout_frames(
-        &self,
-        stdout: tokio::process::ChildStdout,
-    ) -> LocalBoxStream<'static, ReadItem> {
-        let Some(pipeline) = &self.read_ahead else {
-            return frame_stream(stdout, self.max_frame)
-                .map(|f| (f, None))
-                .boxed_local();
-        };
-        let started = stdout
-            .into_owned_fd()
-            .and_then(|fd| read_ahead::spawn(fd, self.max_frame, pipeline.clone(), &self.name));
-        match started {
-            Ok(read) => ReceiverStream::new(read).boxed_local(),
-            // Nothing can read this life's output now: it ends as a failed read, and the
-            // server as one whose output ended.
-            Err(e) => futures_util::stream::once(async move {
-                (
-                    Err(std::io::Error::new(
-                        e.kind(),
-                        format!("cannot start the reading thread: {e}"),
-                    )),
-                    None,
-                )
-            })
-            .boxed_local(),
-        }
     }
 
     /// What the filesystem monitor holds this life's tree to.
@@ -270,18 +224,15 @@ impl Upstream {
         widen_pipe(stdin.as_raw_fd());
         widen_pipe(stdout.as_raw_fd());
         let (stdin_tx, _writer) = spawn_line_writer(stdin);
-        let frames = self
-            .stdout_frames(stdout)
-            .map(move |(f, prepared)| StdoutItem {
+        let frames = frame_stream(stdout, self.max_frame)
+            .map(move |f| StdoutItem {
                 generation,
                 item: Some(f),
-                prepared,
             })
             .chain(futures_util::stream::once(async move {
                 StdoutItem {
                     generation,
                     item: None,
-                    prepared: None,
                 }
             }));
         ctx.add_stream(frames);
@@ -668,7 +619,7 @@ impl StreamHandler<StdoutItem> for Upstream {
                         }
                     }
                 }
-                self.event(UpstreamEventKind::Frame(frame, out.prepared));
+                self.event(UpstreamEventKind::Frame(frame));
             }
         }
     }
