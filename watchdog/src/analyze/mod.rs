@@ -227,13 +227,19 @@ mod tests {
         (analyzers, seen)
     }
 
-    #[actix_rt::test]
-    async fn a_partial_batch_arrives_after_the_delay() {
+    /// A counted analyzer, started, then `n` observations made.
+    async fn counted_after(n: usize) -> (Analyzers, Arc<AtomicU64>) {
         let (analyzers, seen) = counted();
         tokio::task::yield_now().await;
-        for _ in 0..50 {
+        for _ in 0..n {
             analyzers.observe(observation());
         }
+        (analyzers, seen)
+    }
+
+    #[actix_rt::test]
+    async fn a_partial_batch_arrives_after_the_delay() {
+        let (analyzers, seen) = counted_after(50).await;
         assert_eq!(seen.load(Ordering::Relaxed), 0, "not sent one by one");
         tokio::time::sleep(BATCH_DELAY * 20).await;
         assert_eq!(seen.load(Ordering::Relaxed), 50);
@@ -242,13 +248,9 @@ mod tests {
 
     #[actix_rt::test]
     async fn overflow_is_counted_not_queued() {
-        let (analyzers, seen) = counted();
-        tokio::task::yield_now().await;
         // Full batches leave at once; the mailbox (4 batches) overflows before the actor runs.
         let total = BATCH_MAX * 10;
-        for _ in 0..total {
-            analyzers.observe(observation());
-        }
+        let (analyzers, seen) = counted_after(total).await;
         tokio::time::sleep(BATCH_DELAY * 20).await;
         let delivered = seen.load(Ordering::Relaxed);
         assert!(delivered >= 4 * BATCH_MAX as u64, "delivered {delivered}");
@@ -258,11 +260,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_batch_read_comes_home_to_be_freed_and_its_room_is_reused() {
-        let (analyzers, seen) = counted();
-        tokio::task::yield_now().await;
-        for _ in 0..50 {
-            analyzers.observe(observation());
-        }
+        let (analyzers, seen) = counted_after(50).await;
         tokio::time::sleep(BATCH_DELAY * 20).await;
         assert_eq!(seen.load(Ordering::Relaxed), 50);
         let home = analyzers
