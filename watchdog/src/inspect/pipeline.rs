@@ -404,6 +404,8 @@ fn fill_context(mut alert: Alert, meta: &SubjectMeta<'_>) -> Alert {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Direction;
+    use crate::jsonrpc::Kind;
 
     #[test]
     fn an_inspector_set_holds_each_index_once() {
@@ -414,8 +416,6 @@ mod tests {
         assert!(set.contains(0) && set.contains(InspectorSet::CAPACITY - 1));
         assert!(!set.contains(1) && !set.contains(64));
     }
-    use crate::alert::Direction;
-    use crate::jsonrpc::Kind;
 
     struct Panics;
     impl Inspector for Panics {
