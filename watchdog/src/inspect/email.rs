@@ -184,8 +184,10 @@ impl Inspector for UnexpectedBcc {
             && meta.method == Some(TOOLS_CALL)
     }
 
-    fn prefilter(&self, _meta: &SubjectMeta<'_>, raw: &[u8]) -> bool {
-        raw.windows(3).any(|w| w.eq_ignore_ascii_case(b"bcc"))
+    /// Woken by the pipeline's shared scan: a byte-by-byte look of its own cost more than the
+    /// rest of a small call's checks together.
+    fn literals(&self, direction: Direction) -> Option<Vec<String>> {
+        (direction == Direction::ClientToServer).then(|| vec!["bcc".to_owned()])
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
