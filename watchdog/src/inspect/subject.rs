@@ -24,7 +24,7 @@ pub struct Subject<'a> {
     unparsable: bool,
     changed: bool,
     /// `params.name` and `params.uri` as read from `raw` once (several inspectors ask).
-    quick_params: Option<Option<QuickParams>>,
+    quick_params: Option<Option<QuickParams<'a>>>,
 }
 
 impl<'a> Subject<'a> {
@@ -67,7 +67,7 @@ impl<'a> Subject<'a> {
     /// arguments beside them may be large); the parsed message decides for other fields, when
     /// the message was rewritten, or when the quick read cannot settle it (a duplicated key:
     /// the last one wins, as in the `Value` a server builds).
-    pub fn request_param(&mut self, field: &str) -> Option<String> {
+    pub fn request_param(&mut self, field: &str) -> Option<Cow<'a, str>> {
         if !self.changed {
             let raw = self.raw;
             let quick = self
@@ -86,7 +86,7 @@ impl<'a> Subject<'a> {
             .and_then(|v| v.get("params"))
             .and_then(|p| p.get(field))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(|v| Cow::Owned(v.to_owned()))
     }
 
     pub(crate) fn into_value(self) -> Option<Value> {
@@ -151,16 +151,17 @@ impl Findings {
     }
 }
 
-/// `params.name` and `params.uri` of a request, where they are strings.
-struct QuickParams {
-    name: Option<String>,
-    uri: Option<String>,
+/// `params.name` and `params.uri` of a request, where they are strings: borrowed from the
+/// message unless they hold escapes.
+struct QuickParams<'a> {
+    name: Option<Cow<'a, str>>,
+    uri: Option<Cow<'a, str>>,
 }
 
-impl QuickParams {
-    /// Read with borrowed strings; None when the quick read cannot settle them (not an object
-    /// with `params`, a duplicated key, a value that is not a string).
-    fn read(raw: &[u8]) -> Option<QuickParams> {
+impl<'a> QuickParams<'a> {
+    /// None when the quick read cannot settle them (not an object with `params`, a duplicated
+    /// key, a value that is not a string).
+    fn read(raw: &'a [u8]) -> Option<QuickParams<'a>> {
         #[derive(serde::Deserialize)]
         struct Request<'a> {
             #[serde(borrow)]
@@ -173,10 +174,10 @@ impl QuickParams {
             #[serde(borrow, default)]
             uri: Option<Cow<'a, str>>,
         }
-        let used = serde_json::from_slice::<Request<'_>>(raw).ok()?.params;
+        let used = serde_json::from_slice::<Request<'a>>(raw).ok()?.params;
         Some(QuickParams {
-            name: used.name.map(Cow::into_owned),
-            uri: used.uri.map(Cow::into_owned),
+            name: used.name,
+            uri: used.uri,
         })
     }
 }

@@ -40,7 +40,8 @@ struct BookState {
     file: PinsFile,
     stamp: Option<Stamp>,
     checked: Option<Instant>,
-    identities: HashMap<String, ServerIdentity>,
+    /// Looked up on every call a server is asked for (foldhash: cheaper than SipHash).
+    identities: foldhash::HashMap<String, ServerIdentity>,
     /// Keys offered by the earlier pages of the listing in progress, per server and kind.
     listings: HashMap<(String, ItemKind), BTreeSet<String>>,
     notices: Vec<Notice>,
@@ -54,7 +55,7 @@ impl PinBook {
             file: PinsFile::default(),
             stamp: None,
             checked: Some(Instant::now()),
-            identities: HashMap::new(),
+            identities: foldhash::HashMap::default(),
             listings: HashMap::new(),
             notices: Vec::new(),
         };
