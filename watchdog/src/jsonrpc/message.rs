@@ -11,8 +11,9 @@ use std::fmt;
 use std::ops::Range;
 
 /// A JSON-RPC id, kept as its raw JSON text (`7`, `"abc"`) so it goes back exactly as it came.
+/// Shared, not copied: a request in flight is filed under its id in two tables.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id(pub Box<str>);
+pub struct Id(pub std::sync::Arc<str>);
 
 impl Id {
     pub fn as_str(&self) -> &str {
