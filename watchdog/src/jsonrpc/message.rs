@@ -3,17 +3,19 @@
 //! The whole frame is validated (UTF-8 and JSON) but only `id` and `method` are materialised;
 //! `params`, `result` and `error` stay unparsed until an inspector asks for them.
 
+use crate::mcp::methods::shared_name;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
+use std::sync::Arc;
 
 /// A JSON-RPC id, kept as its raw JSON text (`7`, `"abc"`) so it goes back exactly as it came.
 /// Shared, not copied: a request in flight is filed under its id in two tables.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Id(pub std::sync::Arc<str>);
+pub struct Id(pub Arc<str>);
 
 impl Id {
     pub fn as_str(&self) -> &str {
@@ -54,7 +56,8 @@ pub struct Message {
     pub raw: Bytes,
     pub kind: Kind,
     pub id: Option<Id>,
-    pub method: Option<Box<str>>,
+    /// Shared: a common method's name is allocated once for the whole process.
+    pub method: Option<Arc<str>>,
     /// Where the id's JSON text sits in `raw`, to replace it without re-serializing.
     id_span: Option<Range<usize>>,
 }
@@ -161,7 +164,7 @@ impl Message {
         Ok(Message {
             kind,
             id: id.map(|v| Id(v.get().into())),
-            method: env.method.map(|m| m.into_owned().into_boxed_str()),
+            method: env.method.as_deref().map(shared_name),
             id_span,
             raw,
         })
@@ -169,6 +172,11 @@ impl Message {
 
     pub fn method(&self) -> Option<&str> {
         self.method.as_deref()
+    }
+
+    /// The method's name, shared.
+    pub fn method_name(&self) -> Option<Arc<str>> {
+        self.method.clone()
     }
 
     /// The same message with another id, every other byte unchanged.

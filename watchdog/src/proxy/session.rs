@@ -445,7 +445,7 @@ impl Session {
     }
 
     fn client_request(&mut self, m: Message, ctx: &mut Context<Self>) {
-        let method = shared_name(m.method().unwrap_or_default());
+        let method = m.method_name().unwrap_or_else(|| shared_name(""));
         let client_id = m.id.clone().expect("requests have ids");
         let whole: Option<Value> = if self.is_wrap() {
             None
@@ -726,7 +726,7 @@ impl Session {
             upstream,
             Direction::ClientToServer,
             Kind::Notification,
-            msg.method().map(shared_name),
+            msg.method_name(),
             &msg.raw,
             false,
         );
@@ -882,7 +882,7 @@ impl Session {
                     upstream,
                     Direction::ServerToClient,
                     Kind::Request,
-                    m.method().map(shared_name),
+                    m.method_name(),
                     &m.raw,
                     true,
                 );
@@ -903,7 +903,7 @@ impl Session {
                     upstream,
                     Direction::ServerToClient,
                     Kind::Request,
-                    m.method().map(shared_name),
+                    m.method_name(),
                     &m.raw,
                     true,
                 );
@@ -935,7 +935,7 @@ impl Session {
             upstream,
             Direction::ServerToClient,
             Kind::Request,
-            msg.method().map(shared_name),
+            msg.method_name(),
             &msg.raw,
             false,
         );
@@ -959,7 +959,7 @@ impl Session {
                     upstream,
                     Direction::ServerToClient,
                     Kind::Notification,
-                    m.method().map(shared_name),
+                    m.method_name(),
                     &m.raw,
                     true,
                 );
@@ -989,7 +989,7 @@ impl Session {
             upstream,
             Direction::ServerToClient,
             Kind::Notification,
-            msg.method().map(shared_name),
+            msg.method_name(),
             &msg.raw,
             false,
         );
