@@ -30,7 +30,11 @@ pub fn may_carry_argument_strings(raw: &[u8]) -> bool {
 
 #[derive(Deserialize)]
 struct Call<'a> {
-    #[serde(borrow, default)]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "crate::jsonrpc::borrowed::optional_str"
+    )]
     method: Option<Cow<'a, str>>,
     #[serde(default)]
     params: Option<Params>,

@@ -169,9 +169,17 @@ impl<'a> QuickParams<'a> {
         }
         #[derive(serde::Deserialize)]
         struct Used<'a> {
-            #[serde(borrow, default)]
+            #[serde(
+                borrow,
+                default,
+                deserialize_with = "crate::jsonrpc::borrowed::optional_str"
+            )]
             name: Option<Cow<'a, str>>,
-            #[serde(borrow, default)]
+            #[serde(
+                borrow,
+                default,
+                deserialize_with = "crate::jsonrpc::borrowed::optional_str"
+            )]
             uri: Option<Cow<'a, str>>,
         }
         let used = serde_json::from_slice::<Request<'a>>(raw).ok()?.params;

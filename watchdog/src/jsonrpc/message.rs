@@ -95,7 +95,11 @@ pub enum Parsed {
 struct Envelope<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "crate::jsonrpc::borrowed::optional_str"
+    )]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     result: Option<&'a RawValue>,

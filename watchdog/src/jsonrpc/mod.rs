@@ -1,5 +1,6 @@
 //! JSON-RPC framing and envelopes, read without a full parse.
 
+pub mod borrowed;
 pub mod error;
 pub mod frame;
 pub mod head;
