@@ -2,7 +2,7 @@
 //!
 //! serde borrows a `Cow<'a, str>` field marked `#[serde(borrow)]`, but not one inside an
 //! `Option`: that one is always copied. Method and tool names are read from every request, so
-//! `#[serde(default, deserialize_with = "borrowed::optional_str")]` keeps them allocation-free.
+//! `#[serde(borrow, default, deserialize_with = "...::optional_str")]` keeps them allocation-free.
 
 use serde::de::{Deserializer, Error, Visitor};
 use std::borrow::Cow;
