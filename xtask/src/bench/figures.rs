@@ -8,6 +8,8 @@ pub struct Figures {
     pub rt_64k: Vec<Duration>,
     pub tput_replies: u64,
     pub tput_time: Duration,
+    /// CPU (user + system) the chain's own process used during the throughput runs.
+    pub tput_cpu: Duration,
     pub rss_kib: Option<u64>,
     pub big: Option<Duration>,
     pub rss_after_big_kib: Option<u64>,
@@ -39,7 +41,7 @@ pub enum Target {
     AtMost(f64),
 }
 
-pub const METRICS: [Metric; 9] = [
+pub const METRICS: [Metric; 10] = [
     Metric {
         key: "rt_1k_p50_us",
         label: "round trip p50, 1 KiB result",
@@ -71,6 +73,12 @@ pub const METRICS: [Metric; 9] = [
         target: Some(Target::RatioAtLeast(0.7)),
     },
     Metric {
+        key: "throughput_cpu_us",
+        label: "CPU per request in that run (proxy; direct: server)",
+        unit: Unit::Micros,
+        target: None,
+    },
+    Metric {
         key: "peak_rss_mib",
         label: "peak RSS after 1 KiB traffic",
         unit: Unit::MiB,
@@ -98,7 +106,7 @@ pub const METRICS: [Metric; 9] = [
 
 impl Figures {
     /// Values in METRICS order; None where nothing was measured.
-    pub fn values(&self) -> [Option<f64>; 9] {
+    pub fn values(&self) -> [Option<f64>; METRICS.len()] {
         let us = |d: Duration| d.as_secs_f64() * 1e6;
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let mib = |kib: u64| kib as f64 / 1024.0;
@@ -110,6 +118,7 @@ impl Figures {
             percentile(&self.rt_64k, 50.0).map(us),
             percentile(&self.rt_64k, 99.0).map(us),
             tput,
+            (self.tput_replies > 0).then(|| us(self.tput_cpu) / self.tput_replies as f64),
             self.rss_kib.map(mib),
             percentile(&self.startups, 50.0).map(ms),
             self.big.map(ms),

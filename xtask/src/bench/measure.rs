@@ -22,13 +22,22 @@ pub fn round_trips(s: &mut Session, size: u64, n: usize, out: &mut Vec<Duration>
     Ok(())
 }
 
-/// Keeps `in_flight` calls outstanding for `span`, then drains; returns (replies, elapsed).
+/// What one throughput run measured.
+pub struct Throughput {
+    pub replies: u64,
+    pub elapsed: Duration,
+    /// CPU the chain's own process (and its threads) used meanwhile.
+    pub cpu: Duration,
+}
+
+/// Keeps `in_flight` calls outstanding for `span`, then drains.
 pub fn throughput(
     s: &mut Session,
     size: u64,
     in_flight: usize,
     span: Duration,
-) -> Result<(u64, Duration)> {
+) -> Result<Throughput> {
+    let cpu_before = cpu_time(s.pid())?;
     let start = Instant::now();
     let end = start + span;
     let first = s.call(size)?;
@@ -51,7 +60,30 @@ pub fn throughput(
             outstanding += 1;
         }
     }
-    Ok((done, start.elapsed()))
+    Ok(Throughput {
+        replies: done,
+        elapsed: start.elapsed(),
+        cpu: cpu_time(s.pid())?.saturating_sub(cpu_before),
+    })
+}
+
+/// utime + stime of a process (all its threads), at the clock tick's resolution.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64> {
+        let f = fields.get(i).context("short /proc stat line")?;
+        f.parse()
+            .with_context(|| format!("unexpected tick count {f:?}"))
+    };
+    // utime and stime: fields 14 and 15 of the line (proc(5)), so 11 and 12 counted from the state.
+    let total = ticks(11)? + ticks(12)?;
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    anyhow::ensure!(per_second > 0, "no clock tick rate");
+    Ok(Duration::from_secs_f64(total as f64 / per_second as f64))
 }
 
 /// VmHWM of a process, in KiB: the peak resident set since it started.
@@ -79,4 +111,27 @@ pub fn startup(setup: &Setup, chain: Chain) -> Result<(Duration, Option<String>)
     let took = t0.elapsed();
     let shutdown = s.close().err().map(|e| format!("{e:#}"));
     Ok((took, shutdown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_reads_this_process_and_grows_as_it_works() {
+        let me = std::process::id();
+        let before = cpu_time(me).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut x = 0u64;
+        while cpu_time(me).unwrap() < before + Duration::from_millis(50) {
+            assert!(
+                Instant::now() < deadline,
+                "10 s of spinning counted as no CPU"
+            );
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        assert!(cpu_time(u32::MAX).is_err(), "no such process");
+    }
 }

@@ -219,9 +219,10 @@ fn measure_sessions(setup: &Setup, plan: &Plan, runs: &mut [Run]) {
     progress("throughput, 64 in flight");
     rounds(setup, plan, runs, "throughput", |s, f| {
         let span = plan.tput_span / plan.rounds as u32;
-        let (n, took) = measure::throughput(s, KIB, plan.in_flight, span)?;
-        f.tput_replies += n;
-        f.tput_time += took;
+        let run = measure::throughput(s, KIB, plan.in_flight, span)?;
+        f.tput_replies += run.replies;
+        f.tput_time += run.elapsed;
+        f.tput_cpu += run.cpu;
         Ok(())
     });
     each(setup, runs, "peak RSS", |s, f| {
