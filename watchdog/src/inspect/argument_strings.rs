@@ -5,6 +5,7 @@
 //! Read with a syntax walk that allocates nothing. Anything it cannot settle (invalid JSON, a
 //! duplicated field, another method, nesting past serde_json's limit) counts as carrying strings.
 
+use crate::jsonrpc::borrowed;
 use crate::mcp::methods::{PROMPTS_GET, TOOLS_CALL};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -30,11 +31,7 @@ pub fn may_carry_argument_strings(raw: &[u8]) -> bool {
 
 #[derive(Deserialize)]
 struct Call<'a> {
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "crate::jsonrpc::borrowed::optional_str"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed::optional_str")]
     method: Option<Cow<'a, str>>,
     #[serde(default)]
     params: Option<Params>,

@@ -1,7 +1,7 @@
 //! The message under inspection, parsed lazily, and what inspectors found in it.
 
 use crate::alert::{Alert, Direction};
-use crate::jsonrpc::{Id, Kind};
+use crate::jsonrpc::{borrowed, Id, Kind};
 use serde_json::Value;
 use std::borrow::Cow;
 
@@ -169,17 +169,9 @@ impl<'a> QuickParams<'a> {
         }
         #[derive(serde::Deserialize)]
         struct Used<'a> {
-            #[serde(
-                borrow,
-                default,
-                deserialize_with = "crate::jsonrpc::borrowed::optional_str"
-            )]
+            #[serde(borrow, default, deserialize_with = "borrowed::optional_str")]
             name: Option<Cow<'a, str>>,
-            #[serde(
-                borrow,
-                default,
-                deserialize_with = "crate::jsonrpc::borrowed::optional_str"
-            )]
+            #[serde(borrow, default, deserialize_with = "borrowed::optional_str")]
             uri: Option<Cow<'a, str>>,
         }
         let used = serde_json::from_slice::<Request<'a>>(raw).ok()?.params;

@@ -3,6 +3,7 @@
 //! The whole frame is validated (UTF-8 and JSON) but only `id` and `method` are materialised;
 //! `params`, `result` and `error` stay unparsed until an inspector asks for them.
 
+use super::borrowed;
 use crate::mcp::methods::shared_name;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -95,11 +96,7 @@ pub enum Parsed {
 struct Envelope<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
-    #[serde(
-        borrow,
-        default,
-        deserialize_with = "crate::jsonrpc::borrowed::optional_str"
-    )]
+    #[serde(borrow, default, deserialize_with = "borrowed::optional_str")]
     method: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     result: Option<&'a RawValue>,
