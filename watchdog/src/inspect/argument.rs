@@ -79,10 +79,13 @@ impl Argument {
 
 /// Whether a detector of request arguments looks at this site at all.
 pub fn is_request_argument(meta: &SubjectMeta<'_>, site: &Site) -> bool {
+    site.role == Role::Argument && !site.is_key && judges_arguments_of(meta)
+}
+
+/// Whether the message is a request whose arguments the request-side families judge.
+fn judges_arguments_of(meta: &SubjectMeta<'_>) -> bool {
     meta.direction == Direction::ClientToServer
         && meta.kind == Kind::Request
-        && site.role == Role::Argument
-        && !site.is_key
         && meta.method.is_some_and(|m| {
             matches!(m, TOOLS_CALL | PROMPTS_GET | COMPLETE) || m.starts_with("resources/")
         })
@@ -220,6 +223,14 @@ pub fn raw_check(raw: &[u8]) -> bool {
     raw.len() <= 256 || raw.len() <= 1024 && !raw.contains(&b' ')
 }
 
+/// [`raw_check`] for a whole message under inspection, from what its envelope and its quick
+/// read already know instead of searching the bytes: a request whose arguments the families
+/// judge, unless its arguments hold no string.
+pub fn message_check(message: &crate::inspect::Subject<'_>) -> bool {
+    judges_arguments_of(&message.meta)
+        && super::argument_strings::message_may_carry_argument_strings(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +269,59 @@ mod tests {
         assert!(!ToolKind::of("read_file").writes);
         assert!(ToolKind::of("postgres_query").database);
         assert!(!ToolKind::of("web_search").database);
+    }
+
+    #[test]
+    fn the_message_check_reads_the_envelope_and_agrees_with_the_raw_check() {
+        use crate::inspect::Subject;
+        let id = crate::jsonrpc::Id("1".into());
+        let judge = |direction, kind, method, raw: &str| {
+            let meta = SubjectMeta {
+                direction,
+                server: "s",
+                kind,
+                method: Some(method),
+                id: Some(&id),
+            };
+            message_check(&Subject::new(meta, raw.as_bytes()))
+        };
+        let call = |arguments: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"t","arguments":{arguments}}}}}"#
+            )
+        };
+        let up = Direction::ClientToServer;
+        for (raw, expected) in [
+            (call(r#"{"size":1024}"#), false),
+            (call(r#"{"url":"http://127.1/"}"#), true),
+            (call(r#"{"a":[{"b":"deep"}]}"#), true),
+            (call(r#"{"a":{},"a":{"u":"x"}}"#), true),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#.into(),
+                false,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{},"arguments":{"u":"x"}}}"#.into(),
+                true,
+            ),
+        ] {
+            assert_eq!(judge(up, Kind::Request, TOOLS_CALL, &raw), expected, "{raw}");
+            assert_eq!(raw_check(raw.as_bytes()), expected, "raw: {raw}");
+        }
+        let read = r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}"#;
+        assert!(judge(up, Kind::Request, "resources/read", read));
+        // Only requests going to a server carry arguments the families judge, whatever the
+        // bytes say.
+        let with_string = call(r#"{"url":"http://127.1/"}"#);
+        assert!(!judge(up, Kind::Notification, TOOLS_CALL, &with_string));
+        assert!(!judge(
+            Direction::ServerToClient,
+            Kind::Request,
+            TOOLS_CALL,
+            &with_string
+        ));
+        let result = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"tools/call 127.1"}]}}"#;
+        assert!(!judge(up, Kind::Result, TOOLS_CALL, result));
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! request-side families read argument strings only, so a call whose arguments are numbers, flags
 //! or nothing gives them nothing to read, and the message need not be built as a `Value` for them.
 //!
-//! Read with a syntax walk that allocates nothing. Anything it cannot settle (invalid JSON, a
-//! duplicated field, another method, nesting past serde_json's limit) counts as carrying strings.
+//! Read with a syntax walk that allocates nothing, done once per message together with the
+//! request's `params.name` and `params.uri` ([`crate::inspect::Subject`]) when the message is at
+//! hand. Anything it cannot settle (invalid JSON, a duplicated field, another method, nesting past
+//! serde_json's limit) counts as carrying strings.
 
+use crate::inspect::Subject;
 use crate::jsonrpc::borrowed;
 use crate::mcp::methods::{PROMPTS_GET, TOOLS_CALL};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -21,12 +24,24 @@ pub fn may_carry_argument_strings(raw: &[u8]) -> bool {
     if raw.len() > WALKED_BYTES {
         return true;
     }
+    // (The walk of its own, for a message not parsed yet: see `message_may_carry_argument_strings`.)
     match serde_json::from_slice::<Call<'_>>(raw) {
         Ok(call) if matches!(call.method.as_deref(), Some(TOOLS_CALL | PROMPTS_GET)) => {
             call.params.and_then(|p| p.arguments).is_some_and(|a| a.0)
         }
         _ => true,
     }
+}
+
+/// [`may_carry_argument_strings`] for a message being inspected, from the walk its subject does
+/// once for every inspector that asks.
+pub fn message_may_carry_argument_strings(message: &Subject<'_>) -> bool {
+    if message.raw().len() > WALKED_BYTES
+        || !matches!(message.meta.method, Some(TOOLS_CALL | PROMPTS_GET))
+    {
+        return true;
+    }
+    message.arguments_hold_strings().unwrap_or(true)
 }
 
 #[derive(Deserialize)]
@@ -44,7 +59,7 @@ struct Params {
 }
 
 /// Whether a JSON value holds a string value anywhere in it.
-struct HoldsString(bool);
+pub(crate) struct HoldsString(pub bool);
 
 impl<'de> Deserialize<'de> for HoldsString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -80,9 +80,15 @@ pub trait Inspector: Send + Sync {
     }
 
     /// With [`Inspector::literals`]: whether the message concerns this inspector although none of
-    /// its literals occur in it. It sees only the direction and the bytes, so that it can be
-    /// judged ahead of the inspection, on another thread, like the literal scan.
-    fn prefilter_beyond_literals(&self, _direction: crate::alert::Direction, _raw: &[u8]) -> bool {
+    /// its literals occur in it. It must be able to judge from the direction and the bytes alone
+    /// (`message` None), so that it can run ahead of the inspection, on another thread, like the
+    /// literal scan; during the inspection it gets the message, whose quick reads it may share.
+    fn prefilter_beyond_literals(
+        &self,
+        _direction: crate::alert::Direction,
+        _raw: &[u8],
+        _message: Option<&Subject<'_>>,
+    ) -> bool {
         false
     }
 

@@ -285,7 +285,7 @@ impl Pipeline {
             let judged = self.inspectors.iter().zip(&shared.users);
             judged
                 .map(|(inspector, &uses)| {
-                    uses && inspector.prefilter_beyond_literals(direction, raw)
+                    uses && inspector.prefilter_beyond_literals(direction, raw, None)
                 })
                 .collect()
         });
@@ -332,7 +332,7 @@ impl Pipeline {
                     .woken
                     .contains(i)
                     || beyond.as_ref().map_or_else(
-                        || inspector.prefilter_beyond_literals(meta.direction, raw),
+                        || inspector.prefilter_beyond_literals(meta.direction, raw, Some(&subject)),
                         |b| b[i],
                     )
             } else {
@@ -499,7 +499,7 @@ mod tests {
         fn literals(&self, direction: Direction) -> Option<Vec<String>> {
             (direction == Direction::ServerToClient).then(|| vec!["needle".to_string()])
         }
-        fn prefilter_beyond_literals(&self, _: Direction, raw: &[u8]) -> bool {
+        fn prefilter_beyond_literals(&self, _: Direction, raw: &[u8], _: Option<&Subject>) -> bool {
             raw.contains(&b'!')
         }
         fn inspect(&self, _: &mut Subject<'_>, _: &Policy, _: &mut Findings) {

@@ -1,6 +1,7 @@
 //! The message under inspection, parsed lazily, and what inspectors found in it.
 
 use crate::alert::{Alert, Direction};
+use crate::inspect::argument_strings::HoldsString;
 use crate::jsonrpc::{borrowed, Id, Kind};
 use serde_json::Value;
 use std::borrow::Cow;
@@ -23,8 +24,9 @@ pub struct Subject<'a> {
     value: Option<Value>,
     unparsable: bool,
     changed: bool,
-    /// `params.name` and `params.uri` as read from `raw` once (several inspectors ask).
-    quick_params: Option<Option<QuickParams<'a>>>,
+    /// `params.name`, `params.uri` and whether `params.arguments` holds strings, as read from
+    /// `raw` once (several inspectors ask).
+    quick_params: std::cell::OnceCell<Option<QuickParams<'a>>>,
 }
 
 impl<'a> Subject<'a> {
@@ -35,7 +37,7 @@ impl<'a> Subject<'a> {
             value: None,
             unparsable: false,
             changed: false,
-            quick_params: None,
+            quick_params: std::cell::OnceCell::new(),
         }
     }
 
@@ -69,11 +71,7 @@ impl<'a> Subject<'a> {
     /// the last one wins, as in the `Value` a server builds).
     pub fn request_param(&mut self, field: &str) -> Option<Cow<'a, str>> {
         if !self.changed {
-            let raw = self.raw;
-            let quick = self
-                .quick_params
-                .get_or_insert_with(|| QuickParams::read(raw));
-            if let Some(q) = quick {
+            if let Some(q) = self.quick_params() {
                 // Settled: absent here is absent in the parsed message too.
                 match field {
                     "name" => return q.name.clone(),
@@ -87,6 +85,22 @@ impl<'a> Subject<'a> {
             .and_then(|p| p.get(field))
             .and_then(Value::as_str)
             .map(|v| Cow::Owned(v.to_owned()))
+    }
+
+    /// Whether `params.arguments` holds a string at any depth (absent: no); None when the quick
+    /// read cannot settle it, or the message was rewritten.
+    pub fn arguments_hold_strings(&self) -> Option<bool> {
+        if self.changed {
+            return None;
+        }
+        self.quick_params()
+            .map(|q| q.arguments.as_ref().is_some_and(|a| a.0))
+    }
+
+    fn quick_params(&self) -> Option<&QuickParams<'a>> {
+        self.quick_params
+            .get_or_init(|| QuickParams::read(self.raw))
+            .as_ref()
     }
 
     pub(crate) fn into_value(self) -> Option<Value> {
@@ -152,33 +166,80 @@ impl Findings {
 }
 
 /// `params.name` and `params.uri` of a request, where they are strings: borrowed from the
-/// message unless they hold escapes.
+/// message unless they hold escapes; and whether its arguments hold strings.
 struct QuickParams<'a> {
     name: Option<Cow<'a, str>>,
     uri: Option<Cow<'a, str>>,
+    arguments: Option<HoldsString>,
 }
 
 impl<'a> QuickParams<'a> {
-    /// None when the quick read cannot settle them (not an object with `params`, a duplicated
-    /// key, a value that is not a string).
+    /// None when the quick read cannot settle them (not an object, `params` not an object, a
+    /// name or uri that is not a string). A duplicated key counts once, the last one, as in the
+    /// `Value` a server builds.
     fn read(raw: &'a [u8]) -> Option<QuickParams<'a>> {
         #[derive(serde::Deserialize)]
         struct Request<'a> {
-            #[serde(borrow)]
-            params: Used<'a>,
+            #[serde(borrow, default)]
+            params: Option<QuickParams<'a>>,
         }
+        let params = serde_json::from_slice::<Request<'a>>(raw).ok()?.params;
+        Some(params.unwrap_or(QuickParams {
+            name: None,
+            uri: None,
+            arguments: None,
+        }))
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for QuickParams<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Read as a map only: a derived struct would also take an array, by position.
+        d.deserialize_map(ParamsVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ParamsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for ParamsVisitor<'a> {
+    type Value = QuickParams<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("request params as an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         #[derive(serde::Deserialize)]
-        struct Used<'a> {
-            #[serde(borrow, default, deserialize_with = "borrowed::optional_str")]
-            name: Option<Cow<'a, str>>,
-            #[serde(borrow, default, deserialize_with = "borrowed::optional_str")]
-            uri: Option<Cow<'a, str>>,
+        #[serde(transparent)]
+        struct Text<'a>(
+            #[serde(borrow, deserialize_with = "borrowed::optional_str")] Option<Cow<'a, str>>,
+        );
+        let mut params = QuickParams {
+            name: None,
+            uri: None,
+            arguments: None,
+        };
+        /// The keys read; serde's derive matches an escaped key's decoded text too.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Key {
+            Name,
+            Uri,
+            Arguments,
+            #[serde(other)]
+            Other,
         }
-        let used = serde_json::from_slice::<Request<'a>>(raw).ok()?.params;
-        Some(QuickParams {
-            name: used.name,
-            uri: used.uri,
-        })
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Name => params.name = map.next_value::<Text<'a>>()?.0,
+                Key::Uri => params.uri = map.next_value::<Text<'a>>()?.0,
+                Key::Arguments => params.arguments = map.next_value()?,
+                Key::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(params)
     }
 }
 
@@ -223,10 +284,48 @@ mod tests {
             Some("delete_all")
         );
 
+        // An escaped key is the key it decodes to.
+        let escaped_key = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"n\u0061me":"delete_all"}}"#;
+        assert_eq!(
+            request(escaped_key).request_param("name").as_deref(),
+            Some("delete_all")
+        );
+
         let not_a_string = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#;
         assert_eq!(request(not_a_string).request_param("name"), None);
         let absent = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#;
         assert_eq!(request(absent).request_param("name"), None);
+    }
+
+    #[test]
+    fn whether_the_arguments_hold_strings_is_read_with_the_name() {
+        let numbers = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"size":1}}}"#;
+        let s = request(numbers);
+        assert_eq!(s.arguments_hold_strings(), Some(false));
+        let strings = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":[1,"x"]}}}"#;
+        assert_eq!(request(strings).arguments_hold_strings(), Some(true));
+        let absent = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
+        assert_eq!(request(absent).arguments_hold_strings(), Some(false));
+        let no_params = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#;
+        assert_eq!(request(no_params).arguments_hold_strings(), Some(false));
+        assert_eq!(request(no_params).request_param("name"), None);
+        // A duplicated key counts once, the last one.
+        let twice = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"u":"x"},"arguments":{}}}"#;
+        assert_eq!(request(twice).arguments_hold_strings(), Some(false));
+        let twice = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{},"arguments":{"u":"x"}}}"#;
+        assert_eq!(request(twice).arguments_hold_strings(), Some(true));
+        // Not settled: params that are not an object (a derived struct would read an array by
+        // position, `name` first).
+        assert_eq!(
+            request(br#"{"method":"tools/call","params":["x"]}"#).request_param("name"),
+            None
+        );
+        let listed = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["x"]}"#;
+        assert_eq!(request(listed).arguments_hold_strings(), None);
+        // A rewritten message is no longer what the quick read saw.
+        let mut rewritten = request(numbers);
+        rewritten.json_mut().unwrap()["params"]["arguments"]["size"] = "big".into();
+        assert_eq!(rewritten.arguments_hold_strings(), None);
     }
 
     #[test]

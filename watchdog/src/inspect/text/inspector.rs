@@ -84,13 +84,18 @@ impl TextInspector {
     }
 
     fn worth_a_look(&self, set: &DirectionSet, bytes: &[u8]) -> bool {
-        set.triggers.is_match(bytes) || self.raw_checks_wake_any(set, bytes)
+        set.triggers.is_match(bytes) || self.raw_checks_wake_any(set, bytes, None)
     }
 
-    /// Whether some member's raw check (or, for those that ask, the disguise check, run at most
-    /// once) finds something in `bytes`.
-    fn raw_checks_wake_any(&self, set: &DirectionSet, bytes: &[u8]) -> bool {
-        let checks = RawChecks::new(bytes);
+    /// Whether some member's raw check (or a shared check, run at most once) finds something in
+    /// `bytes`, which are `message`'s when it is given.
+    fn raw_checks_wake_any(
+        &self,
+        set: &DirectionSet,
+        bytes: &[u8],
+        message: Option<&Subject<'_>>,
+    ) -> bool {
+        let checks = RawChecks::new(bytes, message);
         set.members
             .iter()
             .any(|&i| checks.wake(&*self.detectors[i]))
@@ -110,7 +115,7 @@ impl TextInspector {
                 return woken;
             }
         }
-        let checks = RawChecks::new(bytes);
+        let checks = RawChecks::new(bytes, None);
         for &i in &set.members {
             if !woken.contains(&i) && checks.wake(&*self.detectors[i]) {
                 woken.push(i);
@@ -298,8 +303,13 @@ impl Inspector for TextInspector {
         Some(self.set(direction).literals.clone())
     }
 
-    fn prefilter_beyond_literals(&self, direction: Direction, raw: &[u8]) -> bool {
-        self.raw_checks_wake_any(self.set(direction), raw)
+    fn prefilter_beyond_literals(
+        &self,
+        direction: Direction,
+        raw: &[u8],
+        message: Option<&Subject<'_>>,
+    ) -> bool {
+        self.raw_checks_wake_any(self.set(direction), raw, message)
     }
 
     fn inspect(&self, subject: &mut Subject<'_>, policy: &Policy, findings: &mut Findings) {
@@ -425,15 +435,18 @@ impl Inspector for TextInspector {
 
 /// The detectors' raw checks over one text, each shared check (several detectors ask it, and it
 /// reads the whole text) run at most once.
-struct RawChecks<'a> {
+struct RawChecks<'a, 'm> {
     bytes: &'a [u8],
+    /// The message `bytes` are, when they are a whole message under inspection.
+    message: Option<&'a Subject<'m>>,
     shared: [std::cell::OnceCell<bool>; SharedCheck::ALL.len()],
 }
 
-impl<'a> RawChecks<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+impl<'a, 'm> RawChecks<'a, 'm> {
+    fn new(bytes: &'a [u8], message: Option<&'a Subject<'m>>) -> Self {
         RawChecks {
             bytes,
+            message,
             shared: Default::default(),
         }
     }
@@ -441,7 +454,7 @@ impl<'a> RawChecks<'a> {
     fn wake(&self, detector: &dyn TextDetector) -> bool {
         detector.raw_check(self.bytes)
             || detector.shared_raw_check().is_some_and(|check| {
-                *self.shared[check as usize].get_or_init(|| check.run(self.bytes))
+                *self.shared[check as usize].get_or_init(|| check.run(self.bytes, self.message))
             })
     }
 }

@@ -67,10 +67,14 @@ pub enum SharedCheck {
 impl SharedCheck {
     pub const ALL: [SharedCheck; 2] = [SharedCheck::Disguise, SharedCheck::RequestArguments];
 
-    pub fn run(self, raw: &[u8]) -> bool {
+    /// Over `raw`, which are `message`'s bytes when it is given.
+    pub fn run(self, raw: &[u8], message: Option<&crate::inspect::Subject<'_>>) -> bool {
         match self {
             SharedCheck::Disguise => crate::inspect::smac5::disguised(raw),
-            SharedCheck::RequestArguments => crate::inspect::argument::raw_check(raw),
+            SharedCheck::RequestArguments => match message {
+                Some(message) => crate::inspect::argument::message_check(message),
+                None => crate::inspect::argument::raw_check(raw),
+            },
         }
     }
 }
