@@ -328,6 +328,92 @@ mod tests {
         assert_eq!(rewritten.arguments_hold_strings(), None);
     }
 
+    /// JSON text for a value of `params`, as generated below: duplicated keys kept.
+    fn json_of(value: &Generated) -> String {
+        match value {
+            Generated::Text(t) => t.clone(),
+            Generated::Object(entries) => {
+                let fields: Vec<String> = entries
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{}", json_of(v)))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            Generated::Array(items) => {
+                let items: Vec<String> = items.iter().map(json_of).collect();
+                format!("[{}]", items.join(","))
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Generated {
+        /// A scalar, as JSON text.
+        Text(String),
+        /// Keys as JSON text (possibly escaped, possibly repeated).
+        Object(Vec<(String, Generated)>),
+        Array(Vec<Generated>),
+    }
+
+    fn generated() -> impl proptest::strategy::Strategy<Value = Generated> {
+        use proptest::prelude::*;
+        let scalar = prop_oneof![
+            Just(r#""echo""#.to_string()),
+            Just(r#""a\u0062c""#.to_string()),
+            Just(r#""""#.to_string()),
+            Just("7".to_string()),
+            Just("-1".to_string()),
+            Just("true".to_string()),
+            Just("null".to_string()),
+        ]
+        .prop_map(Generated::Text);
+        let key = prop_oneof![
+            Just(r#""name""#),
+            Just(r#""uri""#),
+            Just(r#""arguments""#),
+            Just(r#""n\u0061me""#),
+            Just(r#""other""#),
+        ]
+        .prop_map(String::from);
+        scalar.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec((key.clone(), inner.clone()), 0..4)
+                    .prop_map(Generated::Object),
+                proptest::collection::vec(inner, 0..3).prop_map(Generated::Array),
+            ]
+        })
+    }
+
+    fn holds_a_string(v: &Value) -> bool {
+        match v {
+            Value::String(_) => true,
+            Value::Array(items) => items.iter().any(holds_a_string),
+            Value::Object(map) => map.values().any(holds_a_string),
+            _ => false,
+        }
+    }
+
+    proptest::proptest! {
+        /// The quick read answers as the `Value` a server builds: the same name and uri, and
+        /// never "no strings" for arguments that hold one.
+        #[test]
+        fn the_quick_read_agrees_with_the_parsed_message(params in generated()) {
+            let raw = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}}"#,
+                json_of(&params)
+            );
+            let parsed: Value = serde_json::from_str(&raw).unwrap();
+            let field = |f: &str| parsed["params"].get(f).and_then(Value::as_str).map(str::to_owned);
+            let mut s = request(raw.as_bytes());
+            proptest::prop_assert_eq!(s.request_param("name").map(Cow::into_owned), field("name"));
+            proptest::prop_assert_eq!(s.request_param("uri").map(Cow::into_owned), field("uri"));
+            let strings = parsed["params"].get("arguments").is_some_and(holds_a_string);
+            // A string under a key repeated in the arguments counts even when the last
+            // occurrence wins: a look too many, never one too few.
+            proptest::prop_assert!(!strings || s.arguments_hold_strings() != Some(false));
+        }
+    }
+
     #[test]
     fn a_rewritten_request_is_read_from_its_rewrite() {
         let raw = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
