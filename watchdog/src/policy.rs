@@ -108,6 +108,11 @@ impl Policy {
             .unwrap_or_else(|| default_action(rule, severity))
     }
 
+    /// Whether the configuration turns `rule` off (nothing it finds is acted on or reported).
+    pub fn is_off(&self, rule: &str) -> bool {
+        self.overrides.get(rule) == Some(&Action::Off)
+    }
+
     /// The action to carry out for `rule` (at its most severe): in monitor mode nothing beyond an
     /// alert.
     pub fn action(&self, rule: &str) -> Action {

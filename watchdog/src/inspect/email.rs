@@ -86,6 +86,10 @@ impl TextDetector for HeaderInjection {
         "email-header"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     /// Judges what the client sends to servers.
     fn direction(&self) -> Option<crate::alert::Direction> {
         Some(crate::alert::Direction::ClientToServer)

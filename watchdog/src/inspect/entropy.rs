@@ -155,6 +155,10 @@ impl TextDetector for EncodedPayloads {
         "entropy"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[]
     }

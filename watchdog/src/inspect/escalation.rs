@@ -97,6 +97,10 @@ impl TextDetector for FalseErrors {
         "escalation-false-errors"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }

@@ -375,6 +375,10 @@ impl TextDetector for Exfil {
         "exfil"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     /// Judges what the client sends to servers.
     fn direction(&self) -> Option<crate::alert::Direction> {
         Some(crate::alert::Direction::ClientToServer)

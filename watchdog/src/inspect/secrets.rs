@@ -189,6 +189,10 @@ impl TextDetector for Secrets {
         "secrets"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }

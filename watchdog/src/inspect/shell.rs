@@ -533,6 +533,10 @@ impl TextDetector for Shell {
         "shell"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[CMD_INJECT, REVERSE_SHELL]
+    }
+
     /// Judges what the client sends to servers.
     fn direction(&self) -> Option<crate::alert::Direction> {
         Some(crate::alert::Direction::ClientToServer)

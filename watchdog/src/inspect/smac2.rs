@@ -76,6 +76,10 @@ impl TextDetector for ReferenceLinkExfiltration {
         "smac2-reference-links"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }

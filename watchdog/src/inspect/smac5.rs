@@ -383,6 +383,10 @@ impl TextDetector for InstructionBlocks {
         "smac5-instruction-blocks"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }
@@ -477,6 +481,10 @@ pub struct CredentialSeeking;
 impl TextDetector for CredentialSeeking {
     fn name(&self) -> &'static str {
         "smac5-credential-seeking"
+    }
+
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
     }
 
     fn triggers(&self) -> &'static [&'static str] {

@@ -114,6 +114,10 @@ impl TextDetector for SqlInject {
         "sql"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     /// Judges what the client sends to servers.
     fn direction(&self) -> Option<crate::alert::Direction> {
         Some(crate::alert::Direction::ClientToServer)

@@ -26,6 +26,10 @@ impl TextDetector for WhitespaceStego {
         "whitespace-stego"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         &[]
     }

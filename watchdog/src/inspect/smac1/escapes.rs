@@ -32,6 +32,10 @@ impl TextDetector for TerminalEscapes {
         "smac1-terminal-escapes"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }

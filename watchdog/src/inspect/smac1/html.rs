@@ -59,6 +59,10 @@ impl TextDetector for HiddenHtml {
         "smac1-hidden-html"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }

@@ -40,6 +40,10 @@ impl TextDetector for InvisibleCharacters {
         "smac1-invisible"
     }
 
+    fn rules(&self) -> &'static [&'static str] {
+        &[RULE]
+    }
+
     fn triggers(&self) -> &'static [&'static str] {
         TRIGGERS
     }

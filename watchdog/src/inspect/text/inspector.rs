@@ -147,7 +147,7 @@ impl TextInspector {
             };
             let mut hits = Vec::new();
             for d in applicable {
-                d.scan(&view, &mut hits);
+                scan_with(d, &view, &mut hits);
             }
             if !hits.is_empty() {
                 found.push((site.clone(), text.to_string(), hits));
@@ -238,7 +238,7 @@ impl TextInspector {
         };
         let mut hits = Vec::new();
         for d in joiners {
-            d.scan(&view, &mut hits);
+            scan_with(*d, &view, &mut hits);
         }
         for hit in hits {
             if hit.range.is_empty() {
@@ -431,6 +431,21 @@ impl Inspector for TextInspector {
             }
         }
     }
+}
+
+/// `detector`'s hits in `view`. Every test that finds something checks that the detector declares
+/// the rule it reports: a rule missing from [`TextDetector::rules`] would let turning the others
+/// off silently drop it.
+fn scan_with(detector: &dyn TextDetector, view: &TextView<'_>, hits: &mut Vec<Hit>) {
+    let before = hits.len();
+    detector.scan(view, hits);
+    debug_assert!(
+        hits[before..]
+            .iter()
+            .all(|h| detector.rules().contains(&h.rule)),
+        "{} reported a rule it does not declare",
+        detector.name()
+    );
 }
 
 /// The detectors' raw checks over one text, each shared check (several detectors ask it, and it

@@ -82,6 +82,10 @@ impl SharedCheck {
 pub trait TextDetector: Send + Sync {
     fn name(&self) -> &'static str;
 
+    /// Every rule this detector's hits carry. A detector whose rules the policy all turns `off`
+    /// is left out of the pipeline, its trigger literals out of the shared scan.
+    fn rules(&self) -> &'static [&'static str];
+
     /// The one direction this detector judges (`None`: both). Lets each direction's prefilter
     /// carry only the triggers that can matter to it.
     fn direction(&self) -> Option<crate::alert::Direction> {
