@@ -276,13 +276,7 @@ mod tests {
         use crate::inspect::Subject;
         let id = crate::jsonrpc::Id("1".into());
         let judge = |direction, kind, method, raw: &str| {
-            let meta = SubjectMeta {
-                direction,
-                server: "s",
-                kind,
-                method: Some(method),
-                id: Some(&id),
-            };
+            let meta = SubjectMeta::for_test(direction, kind, method, &id);
             message_check(&Subject::new(meta, raw.as_bytes()))
         };
         let call = |arguments: &str| {

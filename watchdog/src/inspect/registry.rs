@@ -180,13 +180,7 @@ mod tests {
         let overrides = [("SMAC-1".to_string(), Action::Off)].into();
         let p = pipeline_for(Policy::new(Mode::Enforce, overrides), HashMap::new());
         let id = crate::jsonrpc::Id("1".into());
-        let meta = crate::inspect::SubjectMeta {
-            direction: crate::alert::Direction::ServerToClient,
-            server: "s",
-            kind: crate::jsonrpc::Kind::Result,
-            method: Some("tools/call"),
-            id: Some(&id),
-        };
+        let meta = crate::inspect::SubjectMeta::tool_result_for_test(&id);
         let result = |text: &str| {
             serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [{"type": "text", "text": text}]}})
                 .to_string()

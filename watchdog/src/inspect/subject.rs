@@ -18,6 +18,25 @@ pub struct SubjectMeta<'a> {
     pub id: Option<&'a Id>,
 }
 
+#[cfg(test)]
+impl<'a> SubjectMeta<'a> {
+    /// A message to or from the server `s`.
+    pub(crate) fn for_test(direction: Direction, kind: Kind, method: &'a str, id: &'a Id) -> Self {
+        SubjectMeta {
+            direction,
+            server: "s",
+            kind,
+            method: Some(method),
+            id: Some(id),
+        }
+    }
+
+    /// A tools/call result from the server `s`.
+    pub(crate) fn tool_result_for_test(id: &'a Id) -> Self {
+        SubjectMeta::for_test(Direction::ServerToClient, Kind::Result, "tools/call", id)
+    }
+}
+
 pub struct Subject<'a> {
     pub meta: SubjectMeta<'a>,
     raw: &'a [u8],

@@ -570,13 +570,7 @@ fn clean_text_stays_on_the_fast_path() {
     let inspector = TextInspector::new(crate::inspect::registry::text_detectors());
     use crate::inspect::Inspector;
     let id = crate::jsonrpc::Id("1".into());
-    let meta = crate::inspect::SubjectMeta {
-        direction: crate::alert::Direction::ServerToClient,
-        server: "s",
-        kind: crate::jsonrpc::Kind::Result,
-        method: Some("tools/call"),
-        id: Some(&id),
-    };
+    let meta = crate::inspect::SubjectMeta::tool_result_for_test(&id);
     assert!(!inspector.prefilter(&meta, &raw));
     let disguised_raw = serde_json::to_vec(&result_blocks(&["The quick brоwn fox"])).unwrap();
     assert!(inspector.prefilter(&meta, &disguised_raw));

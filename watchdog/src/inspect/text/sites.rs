@@ -167,13 +167,7 @@ mod tests {
 
     fn collect(msg: Value, direction: Direction, kind: Kind, method: &str) -> Vec<(Site, String)> {
         let id = Id("1".into());
-        let meta = SubjectMeta {
-            direction,
-            server: "s",
-            kind,
-            method: Some(method),
-            id: Some(&id),
-        };
+        let meta = SubjectMeta::for_test(direction, kind, method, &id);
         let mut out = Vec::new();
         visit_texts(&msg, &meta, &mut |site, s| {
             out.push((site.clone(), s.to_string()))
