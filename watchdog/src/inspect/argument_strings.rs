@@ -19,12 +19,13 @@ use std::borrow::Cow;
 const WALKED_BYTES: usize = 4096;
 
 /// False only when `raw` is a tools/call or prompts/get request, at most [`WALKED_BYTES`] long,
-/// whose `params.arguments` is absent or holds no string at any depth (object keys aside).
+/// whose `params.arguments` is absent or holds no string at any depth (object keys aside). Walks
+/// the bytes itself; for a message under inspection, [`message_may_carry_argument_strings`]
+/// shares the subject's read.
 pub fn may_carry_argument_strings(raw: &[u8]) -> bool {
     if raw.len() > WALKED_BYTES {
         return true;
     }
-    // (The walk of its own, for a message not parsed yet: see `message_may_carry_argument_strings`.)
     match serde_json::from_slice::<Call<'_>>(raw) {
         Ok(call) if matches!(call.method.as_deref(), Some(TOOLS_CALL | PROMPTS_GET)) => {
             call.params.and_then(|p| p.arguments).is_some_and(|a| a.0)

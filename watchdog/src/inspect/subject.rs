@@ -113,6 +113,7 @@ impl<'a> Subject<'a> {
             return None;
         }
         self.quick_params()
+            .filter(|q| !q.arguments_repeated)
             .map(|q| q.arguments.as_ref().is_some_and(|a| a.0))
     }
 
@@ -190,6 +191,18 @@ struct QuickParams<'a> {
     name: Option<Cow<'a, str>>,
     uri: Option<Cow<'a, str>>,
     arguments: Option<HoldsString>,
+    /// `arguments` given twice: a server reading the first would see what the last hides, so
+    /// nothing is settled about them.
+    arguments_repeated: bool,
+}
+
+impl QuickParams<'_> {
+    const NONE: QuickParams<'static> = QuickParams {
+        name: None,
+        uri: None,
+        arguments: None,
+        arguments_repeated: false,
+    };
 }
 
 impl<'a> QuickParams<'a> {
@@ -203,11 +216,7 @@ impl<'a> QuickParams<'a> {
             params: Option<QuickParams<'a>>,
         }
         let params = serde_json::from_slice::<Request<'a>>(raw).ok()?.params;
-        Some(params.unwrap_or(QuickParams {
-            name: None,
-            uri: None,
-            arguments: None,
-        }))
+        Some(params.unwrap_or(QuickParams::NONE))
     }
 }
 
@@ -233,11 +242,7 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for ParamsVisitor<'a> {
         struct Text<'a>(
             #[serde(borrow, deserialize_with = "borrowed::optional_str")] Option<Cow<'a, str>>,
         );
-        let mut params = QuickParams {
-            name: None,
-            uri: None,
-            arguments: None,
-        };
+        let mut params = QuickParams::NONE;
         /// The keys read; serde's derive matches an escaped key's decoded text too.
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "lowercase")]
@@ -252,7 +257,10 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for ParamsVisitor<'a> {
             match key {
                 Key::Name => params.name = map.next_value::<Text<'a>>()?.0,
                 Key::Uri => params.uri = map.next_value::<Text<'a>>()?.0,
-                Key::Arguments => params.arguments = map.next_value()?,
+                Key::Arguments => {
+                    params.arguments_repeated |= params.arguments.is_some();
+                    params.arguments = map.next_value()?;
+                }
                 Key::Other => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -328,11 +336,11 @@ mod tests {
         let no_params = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#;
         assert_eq!(request(no_params).arguments_hold_strings(), Some(false));
         assert_eq!(request(no_params).request_param("name"), None);
-        // A duplicated key counts once, the last one.
+        // Arguments given twice settle nothing (a server may read either).
         let twice = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"u":"x"},"arguments":{}}}"#;
-        assert_eq!(request(twice).arguments_hold_strings(), Some(false));
+        assert_eq!(request(twice).arguments_hold_strings(), None);
         let twice = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{},"arguments":{"u":"x"}}}"#;
-        assert_eq!(request(twice).arguments_hold_strings(), Some(true));
+        assert_eq!(request(twice).arguments_hold_strings(), None);
         // Not settled: params that are not an object (a derived struct would read an array by
         // position, `name` first).
         assert_eq!(
