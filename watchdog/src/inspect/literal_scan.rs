@@ -448,7 +448,10 @@ fn pair_frequency(a: u8, b: u8) -> f64 {
 
 /// The share of bytes that are `a` (followed by anything).
 fn byte_frequency(a: u8) -> f64 {
-    SYMBOL_BYTES.iter().map(|&b| pair_frequency(a, b)).sum()
+    static ROW_SUMS: std::sync::LazyLock<[f64; 30]> = std::sync::LazyLock::new(|| {
+        SYMBOL_BYTES.map(|a| SYMBOL_BYTES.iter().map(|&b| pair_frequency(a, b)).sum())
+    });
+    ROW_SUMS[symbol(a)]
 }
 
 /// A byte standing for each column of [`PAIR_LOG_FREQUENCY`].
