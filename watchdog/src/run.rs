@@ -349,23 +349,45 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         })
         .collect();
     let (analyzers, hold) = analyzers(&settings, &alerts);
-    let mut pipeline = crate::inspect::registry::pipeline(&settings);
-    if drift_enabled(&settings) {
-        // DRIFT's markers come from the pipeline's scan: a tool result is read once.
-        pipeline.observe_literals(crate::analyze::drift::observed_literals());
-    }
-    let session = Session::new(SessionParts {
-        upstreams: links,
-        client_out,
-        client_writer,
-        pipeline: Arc::new(pipeline),
-        alerts: alerts.clone(),
-        analyzers,
-        hold,
-        supervisor: supervisor_ctx.address().recipient(),
+    let session_addr = session_ctx.address();
+    let supervisor_addr = supervisor_ctx.address();
+    let session_alerts = alerts.clone();
+    let max_frame = settings.max_frame;
+    let build_settings = settings.clone();
+    // Building the pipeline (automata, patterns: ~7 ms) overlaps the servers' start. The session
+    // reads the client only once it has the pipeline; what the servers send meanwhile waits in
+    // its mailbox.
+    actix::spawn(async move {
+        let built = tokio::task::spawn_blocking(move || {
+            let mut pipeline = crate::inspect::registry::pipeline(&build_settings);
+            if drift_enabled(&build_settings) {
+                // DRIFT's markers come from the pipeline's scan: a tool result is read once.
+                pipeline.observe_literals(crate::analyze::drift::observed_literals());
+            }
+            pipeline
+        })
+        .await;
+        let pipeline = match built {
+            Ok(pipeline) => pipeline,
+            Err(e) => {
+                eprintln!("mcp-watchdog: building the inspection pipeline failed: {e}");
+                System::current().stop_with_code(70);
+                return;
+            }
+        };
+        let session = Session::new(SessionParts {
+            upstreams: links,
+            client_out,
+            client_writer,
+            pipeline: Arc::new(pipeline),
+            alerts: session_alerts,
+            analyzers,
+            hold,
+            supervisor: supervisor_addr.recipient(),
+        });
+        session_ctx.add_stream(frame_stream(stdio::stdin(), max_frame));
+        session_ctx.run(session);
     });
-    session_ctx.add_stream(frame_stream(stdio::stdin(), settings.max_frame));
-    let session_addr = session_ctx.run(session);
     supervisor_ctx.run(Supervisor::new(
         upstreams,
         session_addr,
