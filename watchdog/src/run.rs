@@ -370,6 +370,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
         let pipeline = match built {
             Ok(pipeline) => pipeline,
             Err(e) => {
+                // Only a panic gets here: a bug, so EX_SOFTWARE; never run uninspected.
                 eprintln!("mcp-watchdog: building the inspection pipeline failed: {e}");
                 System::current().stop_with_code(70);
                 return;
