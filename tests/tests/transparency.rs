@@ -416,6 +416,30 @@ fn oversize_server_frame_is_not_forwarded_and_the_caller_gets_an_error() {
 }
 
 #[test]
+fn what_a_server_writes_before_the_client_speaks_reaches_the_client_intact() {
+    // The watchdog reads the client only once its inspection is built, while the server starts;
+    // a server quicker than that, writing first, must lose nothing meanwhile.
+    let dir = TestDir::new();
+    let mut wd = Watchdog::wrap(
+        &dir,
+        &[],
+        &[
+            "--notify-at-start",
+            "warming up",
+            "--record-out",
+            &dir.p("out.rec"),
+        ],
+    );
+    let first = wd
+        .recv_raw(REPLY_TIMEOUT)
+        .expect("the server's first message");
+    let sent = dir.record_lines("out.rec");
+    assert_same_bytes("the early notification", &first, &sent[0]);
+    wd.initialize();
+    wd.call_ok("ping", json!({}));
+}
+
+#[test]
 fn crlf_and_blank_lines_are_tolerated_both_ways() {
     let dir = TestDir::new();
     let mut wd = Watchdog::wrap(

@@ -35,6 +35,8 @@
 //!   --exit-code N                    exit status on stdin EOF (default 0)
 //!   --delay-ms N                     sleep before each reply to a request
 //!   --stderr-line TEXT               write TEXT on stderr at start (repeatable)
+//!   --notify-at-start TEXT           write a notifications/message with TEXT as its data at start,
+//!                                    before reading anything
 //!   --tools-file FILE                the tools, re-read on every tools/list (overrides --tools): one
 //!                                    per line, `name` or `name: description`; a test edits it to
 //!                                    change, add or remove tools while the server runs
@@ -97,6 +99,7 @@ struct Opts {
     exit_code: i32,
     delay_ms: u64,
     stderr_lines: Vec<String>,
+    notify_at_start: Option<String>,
     result_text: Option<String>,
     elicitation_url: Option<String>,
     tools_file: Option<PathBuf>,
@@ -162,6 +165,7 @@ fn parse_opts() -> Opts {
             "--exit-code" => o.exit_code = num(&val()),
             "--delay-ms" => o.delay_ms = num(&val()),
             "--stderr-line" => o.stderr_lines.push(val()),
+            "--notify-at-start" => o.notify_at_start = Some(val()),
             "--tools-file" => o.tools_file = Some(val().into()),
             "--instructions-file" => o.instructions_file = Some(val().into()),
             "--emit-token" => o.emit_token = Some(val()),
@@ -269,6 +273,11 @@ impl Server {
     }
 
     fn run(&mut self) -> ! {
+        if let Some(data) = self.o.notify_at_start.clone() {
+            let note = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": "info", "data": data}});
+            self.send(&note.to_string());
+        }
         loop {
             let line = self.read_line();
             let text = trim_eol(&line);
