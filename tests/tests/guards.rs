@@ -9,7 +9,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use watchdog_tests::fake_upstream_bin;
-use watchdog_tests::harness::{server_toml, toml_str, TestDir, Watchdog, REPLY_TIMEOUT};
+use watchdog_tests::harness::{server_toml, toml_str, Input, TestDir, Watchdog, REPLY_TIMEOUT};
 
 fn alerts_of(wd: &Watchdog, rule: &str) -> Vec<Value> {
     wd.alerts()
@@ -385,5 +385,27 @@ fn well_known_packages_start_quietly() {
         alerts_of(&wd, "SUPPLY-CHAIN").is_empty(),
         "{:?}",
         wd.alerts()
+    );
+}
+
+/// A rule name the policy does not know would leave the protection the user meant unapplied: the
+/// watchdog refuses to start and names the rule closest to it.
+#[test]
+fn a_misspelt_rule_in_the_policy_stops_the_start_and_names_the_closest_rule() {
+    let dir = TestDir::new();
+    let config = format!(
+        "[rules]\nRUGPULL = \"block\"\n\n{}",
+        server_toml("a", &[], "")
+    );
+    let path = dir.path("watchdog.toml");
+    fs::write(&path, config).unwrap();
+    let args = vec!["--config".to_string(), path.to_string_lossy().into_owned()];
+    let mut wd = Watchdog::spawn_with(&dir, &[], &args, &[], Input::Null);
+    let status = wd.wait_exit(REPLY_TIMEOUT);
+    assert_eq!(status.code(), Some(2), "{}", wd.stderr_tail());
+    let stderr = wd.stderr_lines().join("\n");
+    assert!(
+        stderr.contains("[rules]: unknown rule `RUGPULL` (did you mean `RUG-PULL`?)"),
+        "{stderr}"
     );
 }

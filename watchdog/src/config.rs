@@ -351,6 +351,9 @@ pub(crate) fn resolve(file: FileConfig, args: &ProxyArgs) -> Result<Settings> {
             .map(|b| b.0)
             .unwrap_or(DEFAULT_MAX_FRAME),
     };
+    for rule in file.rules.keys() {
+        crate::policy::check_rule_name(rule).map_err(|e| anyhow::anyhow!("[rules]: {e}"))?;
+    }
     let overrides: HashMap<String, Action> = file.rules.into_iter().collect();
     let r = &file.restart;
     if r.initial_backoff_ms == 0 || r.max_backoff_ms < r.initial_backoff_ms {
@@ -546,6 +549,11 @@ mod tests {
         );
         assert!(err("[[server]]\nname='a'", ProxyArgs::default()).contains("no command"));
         assert!(err("[[server]]\nname='a'\ncommand='x'", args(&["y"])).contains("one or the other"));
+        let misspelt = err("[rules]\nRUGPULL = 'block'", args(&["x"]));
+        assert!(
+            misspelt.contains("[rules]: unknown rule `RUGPULL` (did you mean `RUG-PULL`?)"),
+            "{misspelt}"
+        );
         let unknown = toml::from_str::<FileConfig>("[[server]]\nname='a'\ncomand='x'")
             .unwrap_err()
             .to_string();

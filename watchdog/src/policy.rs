@@ -70,6 +70,85 @@ pub const BLOCK_CRITICAL_BY_DEFAULT: &[&str] = &[
 /// to a server it was not issued for.
 pub const BLOCK_BY_DEFAULT: &[&str] = &[TOOL_POLICY, "RUG-PULL", "OAUTH", "TOKEN-REPLAY"];
 
+/// Every rule a `[rules]` entry can set.
+pub const CONFIGURABLE_RULES: &[&str] = &[
+    // Text detectors.
+    "SMAC-1",
+    "SMAC-2",
+    "SMAC-5",
+    "SMAC-6",
+    "ESCALATION",
+    "ENTROPY",
+    "STEGO",
+    "EXFIL",
+    "SSRF",
+    "CMD-INJECT",
+    "REVERSE-SHELL",
+    "SQL-INJECT",
+    "PATH-TRAVERSAL",
+    "EMAIL-INJECT",
+    "INSPECT-LIMIT",
+    // Message guards and analyzers.
+    TOOL_POLICY,
+    "RUG-PULL",
+    "SHADOW",
+    "PARAM-INJECT",
+    "SAMPLING",
+    "ELICITATION",
+    "OAUTH",
+    "TOKEN-REPLAY",
+    "RATE-LIMIT",
+    "NOTIF-INJECT",
+    "FLOW",
+    "DRIFT",
+    "SUPPLY-CHAIN",
+];
+
+/// Rules the watchdog raises that `[rules]` does not govern, and why.
+const NOT_CONFIGURABLE: &[(&str, &str)] = &[
+    ("FRAMING", "the proxy's own framing checks always apply"),
+    ("SESSION", "the proxy's own session checks always apply"),
+    ("SUPERVISION", "it reports on the servers' processes and always applies"),
+    ("INSPECTOR-FAULT", "a message an inspector failed on is always stopped"),
+    (
+        "SCOPE-L4",
+        "writes outside a server's scope are governed by `sandbox`, `strict` and each server's `scope`",
+    ),
+    ("SEMANTIC", "the classifier is set up in `[semantic]`"),
+];
+
+/// Checks a `[rules]` key. A misspelt rule would leave the policy the user meant silently
+/// unapplied, so an unknown name is an error that names the closest rule.
+pub fn check_rule_name(rule: &str) -> Result<(), String> {
+    if CONFIGURABLE_RULES.contains(&rule) {
+        return Ok(());
+    }
+    if let Some((_, why)) = NOT_CONFIGURABLE.iter().find(|(r, _)| *r == rule) {
+        return Err(format!("rule `{rule}` cannot be set here: {why}"));
+    }
+    let mut known: Vec<&str> = CONFIGURABLE_RULES.to_vec();
+    known.sort_unstable();
+    let hint = closest_rule(rule)
+        .map(|r| format!(" (did you mean `{r}`?)"))
+        .unwrap_or_default();
+    Err(format!(
+        "unknown rule `{rule}`{hint}; the rules are {}",
+        known.join(", ")
+    ))
+}
+
+/// The configurable rule `rule` most likely meant: the same name in another case or with `_` for
+/// `-`, or one a couple of letters away.
+fn closest_rule(rule: &str) -> Option<&'static str> {
+    let wanted = rule.trim().to_ascii_uppercase().replace('_', "-");
+    CONFIGURABLE_RULES
+        .iter()
+        .map(|&r| (strsim::levenshtein(&wanted, r), r))
+        .min()
+        .filter(|&(distance, _)| distance <= 2)
+        .map(|(_, r)| r)
+}
+
 /// The default action of a rule for a finding of `severity`.
 fn default_action(rule: &str, severity: Severity) -> Action {
     if BLOCK_BY_DEFAULT.contains(&rule) {
@@ -191,6 +270,74 @@ fn build_set(patterns: &[String]) -> Result<Option<GlobSet>, globset::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_names_are_checked_and_a_misspelling_gets_the_closest_name() {
+        assert_eq!(check_rule_name("RUG-PULL"), Ok(()));
+        let typo = check_rule_name("RUGPULL").unwrap_err();
+        assert!(typo.contains("did you mean `RUG-PULL`"), "{typo}");
+        let lower = check_rule_name("smac_1").unwrap_err();
+        assert!(lower.contains("did you mean `SMAC-1`"), "{lower}");
+        let far = check_rule_name("NOT-A-RULE").unwrap_err();
+        assert!(
+            !far.contains("did you mean") && far.contains("SSRF, STEGO"),
+            "{far}"
+        );
+        let fixed = check_rule_name("SESSION").unwrap_err();
+        assert!(fixed.contains("cannot be set"), "{fixed}");
+    }
+
+    /// The list must name exactly the rules the policy is asked about, so that no setting is
+    /// refused that would work, and none accepted that nothing reads.
+    #[test]
+    fn the_configurable_rules_are_those_the_inspectors_and_analyzers_consult() {
+        use crate::analyze::{drift::DRIFT, flow::FLOW, supply_chain::SUPPLY_CHAIN};
+        use crate::inspect::{elicitation::ELICITATION, oauth::OAUTH, param_inject::PARAM_INJECT};
+        use crate::inspect::{rate::NOTIF_INJECT, rate::RATE_LIMIT, rug_pull::RUG_PULL};
+        use crate::inspect::{sampling::SAMPLING, shadow::SHADOW, token_replay::TOKEN_REPLAY};
+        let mut consulted: Vec<&str> = vec![
+            TOOL_POLICY,
+            RUG_PULL,
+            SHADOW,
+            PARAM_INJECT,
+            SAMPLING,
+            ELICITATION,
+            OAUTH,
+            TOKEN_REPLAY,
+            RATE_LIMIT,
+            NOTIF_INJECT,
+            FLOW,
+            DRIFT,
+            SUPPLY_CHAIN,
+            crate::inspect::text::inspector::INSPECT_LIMIT,
+        ];
+        for detector in crate::inspect::registry::text_detectors() {
+            consulted.extend(detector.rules());
+        }
+        consulted.sort_unstable();
+        consulted.dedup();
+        let mut configurable = CONFIGURABLE_RULES.to_vec();
+        configurable.sort_unstable();
+        assert_eq!(configurable, consulted);
+        for defaults in [
+            STRIP_BY_DEFAULT,
+            BLOCK_CRITICAL_BY_DEFAULT,
+            BLOCK_BY_DEFAULT,
+        ] {
+            assert!(defaults.iter().all(|r| CONFIGURABLE_RULES.contains(r)));
+        }
+        use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
+        for fixed in [
+            FRAMING,
+            SESSION,
+            SUPERVISION,
+            crate::inspect::pipeline::INSPECTOR_FAULT,
+            crate::sandbox::SCOPE_L4,
+            crate::analyze::semantic::SEMANTIC,
+        ] {
+            assert!(NOT_CONFIGURABLE.iter().any(|(r, _)| *r == fixed), "{fixed}");
+        }
+    }
 
     #[test]
     fn monitor_mode_reduces_every_action_to_alert_but_keeps_off() {
