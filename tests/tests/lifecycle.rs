@@ -320,6 +320,49 @@ fn audit_log_is_written_where_asked_and_nowhere_else() {
     );
 }
 
+/// `mcp-watchdog audit verify FILE`: its exit status and what it printed.
+fn verify_audit(path: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(watchdog_tests::watchdog_bin())
+        .args(["audit", "verify"])
+        .arg(path)
+        .output()
+        .expect("runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn audit_verify_tells_an_intact_log_an_edited_one_and_an_unreadable_one_apart() {
+    let dir = TestDir::new();
+    let mut wd = Watchdog::wrap(&dir, &[], &["--garbage"]);
+    wd.initialize();
+    wd.wait_rule("FRAMING", REPLY_TIMEOUT);
+    wd.close_stdin();
+    wd.read_to_eof(EXIT_TIMEOUT);
+    wd.wait_exit(EXIT_TIMEOUT);
+    let log = dir.path("audit.jsonl");
+    let (code, text) = verify_audit(&log);
+    assert_eq!(code, Some(0), "{text}");
+
+    let original = fs::read_to_string(&log).unwrap();
+    let edited = dir.path("edited.jsonl");
+    fs::write(&edited, original.replacen("FRAMING", "FRAMINX", 1)).unwrap();
+    let (code, text) = verify_audit(&edited);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("TAMPERED: line "), "{text}");
+
+    let (code, text) = verify_audit(&dir.path("no-such-log.jsonl"));
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("cannot verify the audit log") && !text.contains("TAMPERED"),
+        "{text}"
+    );
+}
+
 /// Client EOF while the server sits on a request forever; returns what the client got on stdout.
 fn eof_with_a_hung_server() -> Vec<Value> {
     let dir = TestDir::new();

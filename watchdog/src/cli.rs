@@ -275,7 +275,8 @@ pub enum ScanDirection {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain: detects edited, removed or reordered records.
+    /// Check the audit log's hash chain: detects edited, removed or reordered records (exit
+    /// status 1), or says the log cannot be read (3).
     Verify {
         /// The log to check (default: the configured audit log).
         file: Option<PathBuf>,

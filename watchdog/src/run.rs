@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 /// Exit status for bad command lines and configs.
 const USAGE_ERROR: u8 = 2;
+/// `audit verify` could not read the log (1 means the chain is broken).
+const UNVERIFIABLE: u8 = 3;
 
 pub fn run(cli: Cli) -> ExitCode {
     init_tracing(cli.proxy.verbose);
@@ -85,6 +87,12 @@ fn verify_audit(file: Option<std::path::PathBuf>, args: &ProxyArgs) -> ExitCode 
         Ok(report) => {
             println!("{}: {report}", path.display());
             ExitCode::SUCCESS
+        }
+        // A log that cannot be read says nothing about tampering: a mistyped path is not an
+        // edited record, and scripts tell the two apart by the exit status.
+        Err(e) if matches!(e.kind, alert::VerifyErrorKind::Io { .. }) => {
+            eprintln!("mcp-watchdog: cannot verify the audit log: {e}");
+            ExitCode::from(UNVERIFIABLE)
         }
         Err(e) => {
             println!("{}: TAMPERED: {e}", path.display());
