@@ -33,7 +33,7 @@ pub struct AlertsArgs {
     pub since: Option<SystemTime>,
 
     /// Only alerts of this rule, e.g. SSRF (case-insensitive; repeat for several).
-    #[arg(long, value_name = "RULE")]
+    #[arg(long, value_name = "RULE", value_parser = parse_rule)]
     pub rule: Vec<String>,
 
     /// Only alerts about this server (repeat for several).
@@ -59,6 +59,11 @@ pub fn parse_since(text: &str) -> Result<SystemTime, String> {
     humantime::parse_rfc3339_weak(text).map_err(|_| {
         format!("expected a duration such as 30m, 1h or 2d, or a time such as 2025-01-31T12:00:00Z; found `{text}`")
     })
+}
+
+/// A `--rule` value: a rule alerts carry, in any case.
+fn parse_rule(text: &str) -> Result<String, String> {
+    crate::policy::rule_named(text).map(str::to_owned)
 }
 
 /// Which alerts to show.

@@ -126,27 +126,42 @@ pub fn check_rule_name(rule: &str) -> Result<(), String> {
     if let Some((_, why)) = NOT_CONFIGURABLE.iter().find(|(r, _)| *r == rule) {
         return Err(format!("rule `{rule}` cannot be set here: {why}"));
     }
-    let mut known: Vec<&str> = CONFIGURABLE_RULES.to_vec();
-    known.sort_unstable();
-    let hint = closest_rule(rule)
-        .map(|r| format!(" (did you mean `{r}`?)"))
-        .unwrap_or_default();
-    Err(format!(
-        "unknown rule `{rule}`{hint}; the rules are {}",
-        known.join(", ")
-    ))
+    Err(unknown_rule(rule, CONFIGURABLE_RULES.iter().copied()))
 }
 
-/// The configurable rule `rule` most likely meant: the same name in another case or with `_` for
-/// `-`, or one a couple of letters away.
-fn closest_rule(rule: &str) -> Option<&'static str> {
-    let wanted = rule.trim().to_ascii_uppercase().replace('_', "-");
+/// The rule an alert filter names (`--rule ssrf`: any case), so that a misspelt one is an error
+/// rather than an empty list.
+pub fn rule_named(name: &str) -> Result<&'static str, String> {
+    every_rule()
+        .find(|r| r.eq_ignore_ascii_case(name))
+        .ok_or_else(|| unknown_rule(name, every_rule()))
+}
+
+/// Every rule an alert can carry.
+fn every_rule() -> impl Iterator<Item = &'static str> + Clone {
     CONFIGURABLE_RULES
         .iter()
-        .map(|&r| (strsim::levenshtein(&wanted, r), r))
+        .copied()
+        .chain(NOT_CONFIGURABLE.iter().map(|&(r, _)| r))
+}
+
+/// Says `rule` is none of `known`, naming the one it most likely meant: the same name in another
+/// case or with `_` for `-`, or one a couple of letters away.
+fn unknown_rule(rule: &str, known: impl Iterator<Item = &'static str> + Clone) -> String {
+    let wanted = rule.trim().to_ascii_uppercase().replace('_', "-");
+    let hint = known
+        .clone()
+        .map(|r| (strsim::levenshtein(&wanted, r), r))
         .min()
         .filter(|&(distance, _)| distance <= 2)
-        .map(|(_, r)| r)
+        .map(|(_, r)| format!(" (did you mean `{r}`?)"))
+        .unwrap_or_default();
+    let mut names: Vec<&str> = known.collect();
+    names.sort_unstable();
+    format!(
+        "unknown rule `{rule}`{hint}; the rules are {}",
+        names.join(", ")
+    )
 }
 
 /// The default action of a rule for a finding of `severity`.
@@ -285,6 +300,14 @@ mod tests {
         );
         let fixed = check_rule_name("SESSION").unwrap_err();
         assert!(fixed.contains("cannot be set"), "{fixed}");
+    }
+
+    #[test]
+    fn alert_filters_take_any_rule_an_alert_can_carry_in_any_case() {
+        assert_eq!(rule_named("ssrf"), Ok("SSRF"));
+        assert_eq!(rule_named("Framing"), Ok("FRAMING"));
+        let typo = rule_named("SCOPE-L5").unwrap_err();
+        assert!(typo.contains("did you mean `SCOPE-L4`"), "{typo}");
     }
 
     /// The list must name exactly the rules the policy is asked about, so that no setting is
