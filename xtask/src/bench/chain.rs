@@ -1,6 +1,6 @@
-//! The three process chains the benchmark compares, and the command line of each.
+//! The process chains the benchmark compares, and the command line of each.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,9 +12,63 @@ pub enum Chain {
     Relay,
     /// mcp-watchdog between client and bench-echo.
     Watchdog,
+    /// mcp-watchdog with the rules of the stateful analyzers and guards off: what they cost.
+    NoAnalyzers,
+    /// mcp-watchdog with every rule off: the proxy's own plumbing (framing, envelopes, routing,
+    /// supervision, audit), without inspection.
+    NoInspection,
 }
 
-pub const ALL: [Chain; 3] = [Chain::Direct, Chain::Relay, Chain::Watchdog];
+/// The chains of the table the targets are judged on.
+pub const DEFAULT: [Chain; 3] = [Chain::Direct, Chain::Relay, Chain::Watchdog];
+
+/// Every chain, in the table's column order.
+pub const ALL: [Chain; 5] = [
+    Chain::Direct,
+    Chain::Relay,
+    Chain::Watchdog,
+    Chain::NoAnalyzers,
+    Chain::NoInspection,
+];
+
+/// The rules of the stateful analyzers and list-time guards (pinning, shadowing, schema poisoning,
+/// flow, drift, floods, sampling and elicitation, authorization, supply chain).
+const ANALYZER_RULES: &[&str] = &[
+    "RUG-PULL",
+    "SHADOW",
+    "PARAM-INJECT",
+    "FLOW",
+    "DRIFT",
+    "RATE-LIMIT",
+    "NOTIF-INJECT",
+    "SAMPLING",
+    "ELICITATION",
+    "OAUTH",
+    "TOKEN-REPLAY",
+    "SUPPLY-CHAIN",
+];
+
+/// The rules of the per-message detectors and the tool policy; with [`ANALYZER_RULES`], every
+/// rule a policy can set. The watchdog refuses a rule it does not know, so a renamed rule shows
+/// as a failed column rather than a rule silently left on.
+const DETECTOR_RULES: &[&str] = &[
+    "SMAC-1",
+    "SMAC-2",
+    "SMAC-5",
+    "SMAC-6",
+    "ESCALATION",
+    "ENTROPY",
+    "STEGO",
+    "EXFIL",
+    "SSRF",
+    "CMD-INJECT",
+    "REVERSE-SHELL",
+    "SQL-INJECT",
+    "PATH-TRAVERSAL",
+    "EMAIL-INJECT",
+    "INSPECT-LIMIT",
+    "TOOL-POLICY",
+];
 
 impl Chain {
     pub fn name(self) -> &'static str {
@@ -22,6 +76,25 @@ impl Chain {
             Chain::Direct => "direct",
             Chain::Relay => "relay",
             Chain::Watchdog => "watchdog",
+            Chain::NoAnalyzers => "no-analyzers",
+            Chain::NoInspection => "no-inspection",
+        }
+    }
+
+    /// Whether the chain runs mcp-watchdog (and so needs it built).
+    pub fn runs_watchdog(self) -> bool {
+        matches!(
+            self,
+            Chain::Watchdog | Chain::NoAnalyzers | Chain::NoInspection
+        )
+    }
+
+    /// The rules this chain's watchdog runs with turned off.
+    fn rules_off(self) -> Vec<&'static str> {
+        match self {
+            Chain::NoAnalyzers => ANALYZER_RULES.to_vec(),
+            Chain::NoInspection => [ANALYZER_RULES, DETECTOR_RULES].concat(),
+            _ => Vec::new(),
         }
     }
 
@@ -29,7 +102,8 @@ impl Chain {
         let mut chains = Vec::new();
         for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let Some(chain) = ALL.into_iter().find(|c| c.name() == name) else {
-                bail!("unknown chain {name:?} (expected direct, relay, watchdog)");
+                let names: Vec<&str> = ALL.iter().map(|c| c.name()).collect();
+                bail!("unknown chain {name:?} (expected {})", names.join(", "));
             };
             if !chains.contains(&chain) {
                 chains.push(chain);
@@ -63,16 +137,38 @@ impl Setup {
         self.tmp.join(format!("{}.stderr", chain.name()))
     }
 
+    fn policy_file(&self, chain: Chain) -> PathBuf {
+        self.tmp.join(format!("{}.toml", chain.name()))
+    }
+
+    /// Writes the policy of each chain that turns rules off.
+    pub fn write_policies(&self, chains: &[Chain]) -> Result<()> {
+        for &chain in chains {
+            let off = chain.rules_off();
+            if off.is_empty() {
+                continue;
+            }
+            let mut text = String::from("[rules]\n");
+            for rule in off {
+                text.push_str(&format!("{rule} = \"off\"\n"));
+            }
+            let path = self.policy_file(chain);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// The command whose stdin/stdout the client talks to; its pid is the one measured for RSS.
     pub fn command(&self, chain: Chain) -> Command {
         let echo = self.bin("bench-echo");
         match chain {
             Chain::Direct => Command::new(echo),
             Chain::Relay => with_args(self.bin("byte-relay"), &[], &echo),
-            Chain::Watchdog => {
+            Chain::Watchdog | Chain::NoAnalyzers | Chain::NoInspection => {
                 let audit = self.audit_log();
+                let policy = self.policy_file(chain);
                 // The message path only: filesystem monitoring has its own bench (`bench fs`).
-                let args = [
+                let mut args = vec![
                     "--quiet".as_ref(),
                     "--audit-log".as_ref(),
                     audit.as_os_str(),
@@ -81,6 +177,9 @@ impl Setup {
                     "--fs-backend".as_ref(),
                     "off".as_ref(),
                 ];
+                if chain != Chain::Watchdog {
+                    args.extend(["--config".as_ref(), policy.as_os_str()]);
+                }
                 // Another build of the watchdog, to compare two side by side.
                 let bin = std::env::var_os("MCP_WATCHDOG_BENCH_BIN")
                     .map(PathBuf::from)

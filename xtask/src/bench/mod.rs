@@ -31,6 +31,10 @@ cargo xtask bench fs [--files N] [--runs N] [--only LIST]   (filesystem monitori
     watchdog  client -> mcp-watchdog -> bench-echo
   and prints a Markdown table with the watchdog/relay ratios and the targets.
 
+  Two more chains, only when --only names them, show where the watchdog's cost goes:
+    no-analyzers   the watchdog with the stateful analyzers' and guards' rules off
+    no-inspection  the watchdog with every rule off: framing, envelopes, routing, audit
+
   --quick        fewer iterations, for a smoke run
   --json FILE    also write the figures as JSON
   --only LIST    run only these chains (comma-separated)
@@ -50,7 +54,7 @@ impl Options {
         let mut opts = Options {
             quick: false,
             json: None,
-            chains: chain::ALL.to_vec(),
+            chains: chain::DEFAULT.to_vec(),
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -156,14 +160,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let tmp = std::env::temp_dir().join(format!("mcp-watchdog-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let setup = Setup { bin_dir, tmp };
+    setup.write_policies(&opts.chains)?;
 
     let mut runs: Vec<Run> = opts
         .chains
         .iter()
         .map(|&chain| {
-            let error = (chain == Chain::Watchdog)
-                .then(|| build_error.clone())
-                .flatten();
+            let error = chain.runs_watchdog().then(|| build_error.clone()).flatten();
             Run {
                 chain,
                 session: None,
@@ -318,7 +321,7 @@ fn build(chains: &[Chain]) -> Result<(PathBuf, Option<String>)> {
         .context("workspace root")?
         .to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let want_watchdog = chains.contains(&Chain::Watchdog);
+    let want_watchdog = chains.iter().any(|c| c.runs_watchdog());
     let cargo_build = |with_watchdog: bool| -> Result<bool> {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&root).args(["build", "--release"]);
