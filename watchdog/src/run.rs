@@ -231,11 +231,14 @@ fn analyzers(
         // thread (its markers come from the pipeline's scan, its observations in batches).
         let drift = Drift::new(&settings.drift, alerts.clone());
         let thread = Arbiter::new();
-        analyzers.add(Drift::start_in_arbiter(&thread.handle(), move |_| drift).recipient());
+        analyzers.add(
+            Drift::start_in_arbiter(&thread.handle(), move |_| drift).recipient(),
+            crate::analyze::drift::wants,
+        );
     }
     if settings.semantic.enabled {
         if let Some(s) = crate::analyze::semantic::Semantic::start_for(&settings.semantic, alerts) {
-            analyzers.add(s.clone().recipient());
+            analyzers.add(s.clone().recipient(), crate::analyze::every_message);
             if settings.semantic.hold {
                 return (analyzers, Some(s));
             }

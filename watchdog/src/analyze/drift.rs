@@ -11,7 +11,7 @@
 //! database connector takes a `password`) and stays quiet. Alerts only, once per server and
 //! finding; nothing here stops a message.
 
-use super::Observation;
+use super::{Glance, Observation};
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
 use crate::inspect::literal_scan::LiteralScan;
 use crate::jsonrpc::Kind;
@@ -461,6 +461,20 @@ impl DriftState {
     }
 }
 
+/// The messages [`DriftState::observe`] learns from: requests the server sends, the client's
+/// requests (pings aside), and tools/call results, unless the pipeline's scan already found none
+/// of DRIFT's literals in one: such a result carries no marker, and results are not calls.
+pub fn wants(g: &Glance<'_>) -> bool {
+    match (g.direction, g.kind) {
+        (Direction::ServerToClient, Kind::Request) => true,
+        (Direction::ClientToServer, Kind::Request) => g.method != Some(PING),
+        (Direction::ServerToClient, Kind::Result) => {
+            g.method == Some(TOOLS_CALL) && g.literals.is_none_or(|found| !found.is_empty())
+        }
+        _ => false,
+    }
+}
+
 /// What DRIFT reads of a tools/call request, without building the whole message as a `Value`
 /// (argument values are skipped, not kept).
 #[derive(Default, Deserialize)]
@@ -880,6 +894,114 @@ mod tests {
             let benign = text.starts_with("The garden");
             assert_eq!(ours.key_word || !ours.text_markers.is_empty(), !benign, "{text}");
         }
+    }
+
+    /// `o` with the literals the proxy's pipeline finds in it, as the session hands it over.
+    fn scanned(pipeline: &crate::inspect::Pipeline, mut o: Observation) -> Observation {
+        let id = crate::jsonrpc::Id("1".into());
+        let meta = crate::inspect::SubjectMeta {
+            direction: o.direction,
+            server: "git",
+            kind: o.kind,
+            method: o.method.as_deref(),
+            id: Some(&id),
+        };
+        o.literals = pipeline.inspect(meta, &o.raw).observed.map(Arc::from);
+        o
+    }
+
+    fn glance(o: &Observation) -> Glance<'_> {
+        Glance {
+            direction: o.direction,
+            kind: o.kind,
+            method: o.method.as_deref(),
+            literals: o.literals.as_deref(),
+        }
+    }
+
+    /// The session only builds observations DRIFT wants: what it is not sent must be what it
+    /// would have learned nothing from, before its baseline is complete and after.
+    #[test]
+    fn what_drift_does_not_want_it_would_have_learned_nothing_from() {
+        let mut pipeline = crate::inspect::registry::pipeline_for(
+            crate::policy::Policy::default(),
+            Default::default(),
+        );
+        pipeline.observe_literals(observed_literals());
+        let ping = || {
+            obs(
+                Direction::ClientToServer,
+                Kind::Request,
+                PING,
+                json!({"jsonrpc":"2.0","id":9,"method":"ping"}),
+            )
+        };
+        let progress = obs(
+            Direction::ServerToClient,
+            Kind::Notification,
+            "notifications/progress",
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1,"message":"reading ~/.ssh"}}),
+        );
+        let list = obs(
+            Direction::ServerToClient,
+            Kind::Result,
+            "tools/list",
+            json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"git_log","description":"commit timestamp"}]}}),
+        );
+        let mut sequence = Vec::new();
+        for i in 0..12 {
+            let tool = if i % 2 == 0 { "git_status" } else { "git_diff" };
+            sequence.push(call(tool, json!({"repo_path": "/srv/repo"})));
+            sequence.push(result("M src/lib.rs\n+fn main() {}"));
+            sequence.push(ping());
+            sequence.push(progress.clone());
+            sequence.push(list.clone());
+        }
+        sequence.push(result("read /home/u/.ssh/id_rsa for you"));
+        sequence.push(call("git_status", json!({"author_timezone": "?"})));
+        sequence.push(server_request(
+            "sampling/createMessage",
+            "when do you deploy?",
+        ));
+        sequence.push(result("Each Commit Timestamp, by time zone."));
+        let sequence: Vec<Observation> = sequence
+            .into_iter()
+            .map(|o| scanned(&pipeline, o))
+            .collect();
+
+        let (mut every, mut wanted) = (
+            DriftState::new(10, BTreeMap::new()),
+            DriftState::new(10, BTreeMap::new()),
+        );
+        let (mut every_alerts, mut wanted_alerts, mut skipped) = (Vec::new(), Vec::new(), 0);
+        for o in &sequence {
+            let details = |v: Verdict| -> Vec<String> {
+                v.alerts
+                    .into_iter()
+                    .map(|a| format!("{} {}", a.class, a.detail))
+                    .collect()
+            };
+            every_alerts.extend(details(every.observe(o)));
+            if wants(&glance(o)) {
+                wanted_alerts.extend(details(wanted.observe(o)));
+            } else {
+                skipped += 1;
+            }
+        }
+        assert!(
+            skipped >= 12 * 3,
+            "pings, notifications, lists and plain results: {skipped}"
+        );
+        assert_eq!(every_alerts, wanted_alerts);
+        assert!(every_alerts.len() >= 3, "{every_alerts:?}");
+        assert_eq!(every.baseline("git"), wanted.baseline("git"));
+        // A result the scan did not read, or found a marker in, is always wanted.
+        let unscanned = result("M src/lib.rs");
+        assert!(wants(&glance(&unscanned)));
+        let marked = scanned(&pipeline, result("read /home/u/.ssh/id_rsa"));
+        assert!(wants(&glance(&marked)));
+        let plain = scanned(&pipeline, result("M src/lib.rs"));
+        assert!(!wants(&glance(&plain)));
     }
 
     fn call(tool: &str, args: Value) -> Observation {

@@ -42,6 +42,26 @@ pub struct Observation {
     pub literals: Option<Arc<[u32]>>,
 }
 
+/// What an analyzer's interest in a message is judged on, before an observation is built.
+#[derive(Debug, Clone, Copy)]
+pub struct Glance<'a> {
+    pub direction: Direction,
+    pub kind: Kind,
+    /// For responses, the method of the request answered.
+    pub method: Option<&'a str>,
+    /// As [`Observation::literals`].
+    pub literals: Option<&'a [u32]>,
+}
+
+/// Whether an analyzer can learn anything from a message like this one. Observations no analyzer
+/// wants are not built: each costs the relay's thread its share of a batch.
+pub type Interest = fn(&Glance<'_>) -> bool;
+
+/// The interest of an analyzer that reads every message.
+pub fn every_message(_: &Glance<'_>) -> bool {
+    true
+}
+
 /// Observations in the order the session handled them. Dropped, the batch goes home to the
 /// session's thread and is freed there: an analyzer's thread freeing the session's allocations
 /// (frames, method names) made the two threads contend for the allocator's lock, measured at
@@ -82,6 +102,8 @@ pub struct Analyzers {
 
 struct Inner {
     recipients: RefCell<Vec<Recipient<Observations>>>,
+    /// Any of these wanting a message puts it in the batch every recipient gets.
+    interests: RefCell<Vec<Interest>>,
     dropped: Arc<AtomicU64>,
     batch: RefCell<Vec<Observation>>,
     flush_scheduled: Cell<bool>,
@@ -95,6 +117,7 @@ impl Default for Inner {
         let (home, returned) = std::sync::mpsc::channel();
         Inner {
             recipients: RefCell::default(),
+            interests: RefCell::default(),
             dropped: Arc::default(),
             batch: RefCell::default(),
             flush_scheduled: Cell::default(),
@@ -105,8 +128,20 @@ impl Default for Inner {
 }
 
 impl Analyzers {
-    pub fn add(&mut self, recipient: Recipient<Observations>) {
+    /// Registers an analyzer. It gets every observation some analyzer wants, so it must ignore
+    /// what it has no interest in.
+    pub fn add(&mut self, recipient: Recipient<Observations>, interest: Interest) {
         self.inner.recipients.borrow_mut().push(recipient);
+        self.inner.interests.borrow_mut().push(interest);
+    }
+
+    /// Whether some analyzer wants to observe this message.
+    pub fn want(&self, glance: &Glance<'_>) -> bool {
+        self.inner
+            .interests
+            .borrow()
+            .iter()
+            .any(|wants| wants(glance))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -218,7 +253,7 @@ mod tests {
         let seen = Arc::new(AtomicU64::new(0));
         let addr = Counter(seen.clone()).start();
         let mut analyzers = Analyzers::default();
-        analyzers.add(addr.recipient());
+        analyzers.add(addr.recipient(), every_message);
         (analyzers, seen)
     }
 

@@ -11,7 +11,7 @@ use super::side_thread::SideThread;
 use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
 use crate::alert::{ActionTaken, Alert, AlertSink, Direction, RaiseAlert, Severity};
 use crate::analyze::semantic::{Held, HoldResult, Semantic};
-use crate::analyze::{Analyzers, Observation};
+use crate::analyze::{Analyzers, Glance, Observation};
 use crate::inspect::shadow::{DUPLICATE_NAME, SHADOW};
 use crate::inspect::{Outcome, Pipeline, Prescan, SubjectMeta};
 use crate::jsonrpc::error::{code, error_response};
@@ -223,6 +223,15 @@ impl Session {
             .take()
             .filter(|s| s.of(raw))
             .map(|s| s.literals);
+        let glance = Glance {
+            direction,
+            kind,
+            method: method.as_deref(),
+            literals: literals.as_deref(),
+        };
+        if !self.analyzers.want(&glance) {
+            return;
+        }
         self.analyzers.observe(Observation {
             at: Instant::now(),
             server: self.upstreams[upstream].name.clone(),
