@@ -290,8 +290,7 @@ const BASE64_BYTES: [bool; 256] = {
     let mut t = [false; 256];
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
+        t[b] = super::base64_runs::is_base64(b as u8);
         b += 1;
     }
     t
@@ -310,8 +309,15 @@ fn text_lead(b: u8) -> bool {
 /// when the byte at the far end of a window is not a base64 character, no run long enough to matter
 /// starts in that window, so prose costs about one look per word. `%` spans are found with memchr.
 fn may_hold_blob(raw: &[u8]) -> bool {
+    const _: () = assert!(MIN_WRAPPED_LINE == super::base64_runs::RUN);
     let n = raw.len();
-    let mut i = 0;
+    // Without a run that long, no window below finds one (prose rarely has one): asked 64 bytes at
+    // a time, this spares most messages the walk.
+    let mut i = if super::base64_runs::has_run(raw) {
+        0
+    } else {
+        n
+    };
     while i + MIN_WRAPPED_LINE <= n {
         let far = i + MIN_WRAPPED_LINE - 1;
         if !is_base64_byte(raw[far]) {

@@ -6,6 +6,7 @@
 
 pub mod argument;
 pub mod argument_strings;
+pub mod base64_runs;
 pub mod elicitation;
 pub mod email;
 pub mod entropy;
