@@ -98,7 +98,11 @@ impl RateGuard {
         let hard = self.limits.calls_hard_limit_per_10s;
         let cap = soft.max(hard) + 1;
         let mut all = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        let calls = all.entry(s.meta.server.to_owned()).or_default();
+        // The server's name is copied only the first time: this runs on every call.
+        if !all.contains_key(s.meta.server) {
+            all.insert(s.meta.server.to_owned(), Calls::default());
+        }
+        let calls = all.get_mut(s.meta.server).expect("inserted above");
         while calls
             .times
             .front()
