@@ -286,17 +286,23 @@ fn wrap_mode_exit_status_is_the_servers() {
     assert_eq!(status.code(), Some(7), "{}", describe(status));
 }
 
-#[test]
-fn audit_log_is_written_where_asked_and_nowhere_else() {
-    // An alert-raising session (garbage on the server's stdout) with --audit-log: the record lands in
-    // the file we named, private to the user, and nothing appears under $XDG_STATE_HOME.
-    let dir = TestDir::new();
-    let mut wd = Watchdog::wrap(&dir, &[], &["--garbage"]);
+/// A whole session whose server writes garbage to its stdout: one FRAMING alert, recorded in
+/// `dir`'s audit log.
+fn session_raising_one_alert(dir: &TestDir) {
+    let mut wd = Watchdog::wrap(dir, &[], &["--garbage"]);
     wd.initialize();
     wd.wait_rule("FRAMING", REPLY_TIMEOUT);
     wd.close_stdin();
     wd.read_to_eof(EXIT_TIMEOUT);
     wd.wait_exit(EXIT_TIMEOUT);
+}
+
+#[test]
+fn audit_log_is_written_where_asked_and_nowhere_else() {
+    // An alert-raising session with --audit-log: the record lands in the file we named, private to
+    // the user, and nothing appears under $XDG_STATE_HOME.
+    let dir = TestDir::new();
+    session_raising_one_alert(&dir);
     let audit = fs::read(dir.path("audit.jsonl")).expect("audit log written");
     let records = split_lines(&audit);
     assert!(
@@ -338,12 +344,7 @@ fn verify_audit(path: &std::path::Path) -> (Option<i32>, String) {
 #[test]
 fn audit_verify_tells_an_intact_log_an_edited_one_and_an_unreadable_one_apart() {
     let dir = TestDir::new();
-    let mut wd = Watchdog::wrap(&dir, &[], &["--garbage"]);
-    wd.initialize();
-    wd.wait_rule("FRAMING", REPLY_TIMEOUT);
-    wd.close_stdin();
-    wd.read_to_eof(EXIT_TIMEOUT);
-    wd.wait_exit(EXIT_TIMEOUT);
+    session_raising_one_alert(&dir);
     let log = dir.path("audit.jsonl");
     let (code, text) = verify_audit(&log);
     assert_eq!(code, Some(0), "{text}");

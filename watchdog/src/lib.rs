@@ -17,6 +17,7 @@ pub mod mcp;
 pub mod pins;
 pub mod policy;
 pub mod proxy;
+pub mod rule_defaults;
 pub mod sandbox;
 pub mod supervisor;
 

@@ -29,80 +29,17 @@ pub enum Mode {
     Monitor,
 }
 
-/// Rule id of the per-server tool allow/deny lists.
-pub const TOOL_POLICY: &str = "TOOL-POLICY";
-
-/// Response-side rules: the hostile part is cut out, the rest goes on (DETECTIONS.md).
-pub const STRIP_BY_DEFAULT: &[&str] = &[
-    "SMAC-1",
-    "SMAC-2",
-    "SMAC-5",
-    "SMAC-6",
-    "ESCALATION",
-    "ENTROPY",
-    "SHADOW",
-    "PARAM-INJECT",
-    // Repeats of a change notification are coalesced (the first and the last reach the client).
-    "NOTIF-INJECT",
-    // Injected instructions are cut out of sampling requests; credential forms are declined.
-    "SAMPLING",
-    "ELICITATION",
-];
-
-/// Request-side rules: critical findings are blocked, the rest alerted (DETECTIONS.md).
-pub const BLOCK_CRITICAL_BY_DEFAULT: &[&str] = &[
-    "SSRF",
-    "EXFIL",
-    "CMD-INJECT",
-    "REVERSE-SHELL",
-    "SQL-INJECT",
-    "PATH-TRAVERSAL",
-    "EMAIL-INJECT",
-    // A secret produced by one server sent to another (Critical); other tokens are reported.
-    "FLOW",
-    // Tool calls beyond the configured hard limit (Critical); bursts above the soft one reported.
-    "RATE-LIMIT",
-];
-
-/// Rules whose every finding is stopped: a denied tool, a pinned definition that changed
-/// (withheld from lists and its calls refused until the user approves it), a dangerous
-/// authorization URL (cut out of results; a URL-mode elicitation declined), and a token presented
-/// to a server it was not issued for.
-pub const BLOCK_BY_DEFAULT: &[&str] = &[TOOL_POLICY, "RUG-PULL", "OAUTH", "TOKEN-REPLAY"];
+pub use crate::rule_defaults::{
+    ALERT_BY_DEFAULT, BLOCK_BY_DEFAULT, BLOCK_CRITICAL_BY_DEFAULT, CONFIGURABLE_RULES,
+    STRIP_BY_DEFAULT, TOOL_POLICY,
+};
 
 /// Every rule a `[rules]` entry can set.
-pub const CONFIGURABLE_RULES: &[&str] = &[
-    // Text detectors.
-    "SMAC-1",
-    "SMAC-2",
-    "SMAC-5",
-    "SMAC-6",
-    "ESCALATION",
-    "ENTROPY",
-    "STEGO",
-    "EXFIL",
-    "SSRF",
-    "CMD-INJECT",
-    "REVERSE-SHELL",
-    "SQL-INJECT",
-    "PATH-TRAVERSAL",
-    "EMAIL-INJECT",
-    "INSPECT-LIMIT",
-    // Message guards and analyzers.
-    TOOL_POLICY,
-    "RUG-PULL",
-    "SHADOW",
-    "PARAM-INJECT",
-    "SAMPLING",
-    "ELICITATION",
-    "OAUTH",
-    "TOKEN-REPLAY",
-    "RATE-LIMIT",
-    "NOTIF-INJECT",
-    "FLOW",
-    "DRIFT",
-    "SUPPLY-CHAIN",
-];
+fn configurable() -> impl Iterator<Item = &'static str> + Clone {
+    CONFIGURABLE_RULES
+        .iter()
+        .flat_map(|rules| rules.iter().copied())
+}
 
 /// Rules the watchdog raises that `[rules]` does not govern, and why.
 const NOT_CONFIGURABLE: &[(&str, &str)] = &[
@@ -120,13 +57,13 @@ const NOT_CONFIGURABLE: &[(&str, &str)] = &[
 /// Checks a `[rules]` key. A misspelt rule would leave the policy the user meant silently
 /// unapplied, so an unknown name is an error that names the closest rule.
 pub fn check_rule_name(rule: &str) -> Result<(), String> {
-    if CONFIGURABLE_RULES.contains(&rule) {
+    if configurable().any(|r| r == rule) {
         return Ok(());
     }
     if let Some((_, why)) = NOT_CONFIGURABLE.iter().find(|(r, _)| *r == rule) {
         return Err(format!("rule `{rule}` cannot be set here: {why}"));
     }
-    Err(unknown_rule(rule, CONFIGURABLE_RULES.iter().copied()))
+    Err(unknown_rule(rule, configurable()))
 }
 
 /// The rule an alert filter names (`--rule ssrf`: any case), so that a misspelt one is an error
@@ -139,10 +76,7 @@ pub fn rule_named(name: &str) -> Result<&'static str, String> {
 
 /// Every rule an alert can carry.
 fn every_rule() -> impl Iterator<Item = &'static str> + Clone {
-    CONFIGURABLE_RULES
-        .iter()
-        .copied()
-        .chain(NOT_CONFIGURABLE.iter().map(|&(r, _)| r))
+    configurable().chain(NOT_CONFIGURABLE.iter().map(|&(r, _)| r))
 }
 
 /// Says `rule` is none of `known`, naming the one it most likely meant: the same name in another
@@ -339,16 +273,9 @@ mod tests {
         }
         consulted.sort_unstable();
         consulted.dedup();
-        let mut configurable = CONFIGURABLE_RULES.to_vec();
-        configurable.sort_unstable();
-        assert_eq!(configurable, consulted);
-        for defaults in [
-            STRIP_BY_DEFAULT,
-            BLOCK_CRITICAL_BY_DEFAULT,
-            BLOCK_BY_DEFAULT,
-        ] {
-            assert!(defaults.iter().all(|r| CONFIGURABLE_RULES.contains(r)));
-        }
+        let mut listed: Vec<&str> = configurable().collect();
+        listed.sort_unstable();
+        assert_eq!(listed, consulted, "each rule in exactly one default list");
         use crate::alert::rules::{FRAMING, SESSION, SUPERVISION};
         for fixed in [
             FRAMING,

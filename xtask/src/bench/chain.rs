@@ -4,6 +4,11 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The watchdog's list of the rules a policy can set, shared as source: depending on the watchdog's
+/// library would make every `cargo xtask` build it too.
+#[path = "../../../watchdog/src/rule_defaults.rs"]
+mod rule_defaults;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Chain {
     /// The client talks to bench-echo itself.
@@ -32,7 +37,8 @@ pub const ALL: [Chain; 5] = [
 ];
 
 /// The rules of the stateful analyzers and list-time guards (pinning, shadowing, schema poisoning,
-/// flow, drift, floods, sampling and elicitation, authorization, supply chain).
+/// flow, drift, floods, sampling and elicitation, authorization, supply chain). The watchdog
+/// refuses a rule name it does not know, so a renamed rule shows as a failed column.
 const ANALYZER_RULES: &[&str] = &[
     "RUG-PULL",
     "SHADOW",
@@ -46,28 +52,6 @@ const ANALYZER_RULES: &[&str] = &[
     "OAUTH",
     "TOKEN-REPLAY",
     "SUPPLY-CHAIN",
-];
-
-/// The rules of the per-message detectors and the tool policy; with [`ANALYZER_RULES`], every
-/// rule a policy can set. The watchdog refuses a rule it does not know, so a renamed rule shows
-/// as a failed column rather than a rule silently left on.
-const DETECTOR_RULES: &[&str] = &[
-    "SMAC-1",
-    "SMAC-2",
-    "SMAC-5",
-    "SMAC-6",
-    "ESCALATION",
-    "ENTROPY",
-    "STEGO",
-    "EXFIL",
-    "SSRF",
-    "CMD-INJECT",
-    "REVERSE-SHELL",
-    "SQL-INJECT",
-    "PATH-TRAVERSAL",
-    "EMAIL-INJECT",
-    "INSPECT-LIMIT",
-    "TOOL-POLICY",
 ];
 
 impl Chain {
@@ -93,7 +77,7 @@ impl Chain {
     fn rules_off(self) -> Vec<&'static str> {
         match self {
             Chain::NoAnalyzers => ANALYZER_RULES.to_vec(),
-            Chain::NoInspection => [ANALYZER_RULES, DETECTOR_RULES].concat(),
+            Chain::NoInspection => rule_defaults::CONFIGURABLE_RULES.concat(),
             _ => Vec::new(),
         }
     }
