@@ -365,7 +365,7 @@ fn start(settings: Settings) -> anyhow::Result<()> {
     let session_alerts = alerts.clone();
     let max_frame = settings.max_frame;
     let build_settings = settings.clone();
-    // Building the pipeline (automata, patterns: ~7 ms) overlaps the servers' start. The session
+    // Building the pipeline (automata, literal tables: ~2.4 ms alone) overlaps the servers' start. The session
     // reads the client only once it has the pipeline; what the servers send meanwhile waits in
     // its mailbox.
     actix::spawn(async move {

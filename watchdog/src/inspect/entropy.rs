@@ -17,6 +17,7 @@ use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use regex::Regex;
 use std::ops::Range;
+use std::sync::LazyLock;
 
 pub const RULE: &str = "ENTROPY";
 const CLASS: &str = "encoded payload";
@@ -77,22 +78,15 @@ enum Payload {
     Command,
 }
 
-pub struct EncodedPayloads {
-    instruction: Regex,
-    command: Regex,
-}
+/// Encoded payloads: its patterns are compiled the first time a decoded blob is judged (most
+/// sessions never decode one), not when the proxy starts.
+#[derive(Default)]
+pub struct EncodedPayloads;
 
-impl Default for EncodedPayloads {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl EncodedPayloads {
-    pub fn new() -> Self {
-        // Matched on lower-cased text with whitespace runs folded to one space.
-        let instruction = Regex::new(
-            r"(?x)
+// Both matched on lower-cased text with whitespace runs folded to one space.
+static INSTRUCTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?x)
             ignore\ (?:all\ )?(?:the\ |your\ )?(?:previous|prior|above|earlier|preceding)\ (?:instructions|prompts?|rules|messages|directions)
             | disregard\ (?:all\ )?(?:the\ |your\ )?(?:previous|prior|above|earlier|system)
             | forget\ (?:all\ )?(?:your|previous|prior)\ (?:instructions|rules)
@@ -104,10 +98,13 @@ impl EncodedPayloads {
             | \bbefore\ using\ this\ tool\b
             | ~/\.ssh\b | \bid_rsa\b | \.aws/credentials
             ",
-        )
-        .expect("instruction pattern");
-        let command = Regex::new(
-            r"(?x)
+    )
+    .expect("instruction pattern")
+});
+
+static COMMAND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?x)
             \b(?:curl|wget)\b[^|\n]{0,200}\|\ ?(?:sudo\ )?(?:ba|z|da|k)?sh\b
             | \b(?:curl|wget)\b[^|\n]{0,200}\|\ ?(?:sudo\ )?python[0-9.]*\b
             | /dev/(?:tcp|udp)/
@@ -121,21 +118,22 @@ impl EncodedPayloads {
             | \bpython[0-9.]*\ -c\ .{0,20}import\ (?:socket|pty|os)\b
             | \beval\ ?\(\ ?(?:atob|base64_decode|buffer\.from)\b
             ",
-        )
-        .expect("command pattern");
-        EncodedPayloads {
-            instruction,
-            command,
-        }
+    )
+    .expect("command pattern")
+});
+
+impl EncodedPayloads {
+    pub fn new() -> Self {
+        EncodedPayloads
     }
 
     /// What a decoded text is, looking inside nested blobs up to `depth`.
     fn judge(&self, decoded: &str, depth: usize, budget: &mut Budget) -> Option<Payload> {
         let folded = fold(decoded);
-        if self.instruction.is_match(&folded) {
+        if INSTRUCTION.is_match(&folded) {
             return Some(Payload::Instruction);
         }
-        if self.command.is_match(&folded) {
+        if COMMAND.is_match(&folded) {
             return Some(Payload::Command);
         }
         if depth >= MAX_DEPTH {
